@@ -1,0 +1,1 @@
+"""shopbot: a self-hosted Telegram shop."""
