@@ -1,0 +1,138 @@
+"""The configuration schema: one frozen struct per `shopbot.toml` section.
+
+Every field has a safe default, so an empty file is a valid (if not yet useful) configuration;
+`shopbot.toml` at the repository root documents each key. Secrets are `Secret`s and each may
+instead come from a file named by its `*_file` twin.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from shopbot.config.secret import Secret
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+EMPTY = Secret("")
+
+
+class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every section: immutable, and an unknown key is an error."""
+
+
+class TelegramConfig(Section):
+    token: Secret = EMPTY
+    token_file: str = ""
+    api_base: str = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_secret: Secret = EMPTY
+    webhook_secret_file: str = ""
+    poll_timeout: Annotated[int, msgspec.Meta(ge=0, le=50)] = 30
+    admin_ids: tuple[int, ...] = ()
+
+
+class DatabaseConfig(Section):
+    url: Secret = EMPTY
+    url_file: str = ""
+    embedded_dir: str = "./var/postgres"
+    pool_min: PositiveInt = 2
+    pool_max: PositiveInt = 10
+    statement_timeout: Positive = 10.0
+    connect_timeout: Positive = 10.0
+
+
+class RedisConfig(Section):
+    url: Secret = EMPTY
+    url_file: str = ""
+
+
+class WebConfig(Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class LogConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "text", "json"] = "auto"
+
+
+class SupervisorConfig(Section):
+    max_restarts: PositiveInt = 5
+    restart_window: Positive = 60.0
+    backoff_initial: Positive = 0.5
+    backoff_max: Positive = 30.0
+
+
+class ShutdownConfig(Section):
+    grace_seconds: Positive = 10.0
+
+
+class HeleketConfig(Section):
+    base_url: str = "https://api.heleket.com"
+    merchant_uuid: str = ""
+    api_key: Secret = EMPTY
+    api_key_file: str = ""
+
+
+class FragmentConfig(Section):
+    base_url: str = "https://api.fragment-api.net"
+    seed_phrase: Secret = EMPTY
+    seed_phrase_file: str = ""
+    wallet_type: Literal["v4r2", "v5r1"] = "v4r2"
+    kyc: bool = True
+    cookies: Secret = EMPTY
+    cookies_file: str = ""
+    max_ton_per_order: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    max_fee_percent: Annotated[float, msgspec.Meta(ge=0, le=5)] = 5.0
+
+
+class RateLimitConfig(Section):
+    messages_per_minute: PositiveInt = 30
+    operations_per_minute: PositiveInt = 20
+    payments_per_minute: PositiveInt = 5
+    global_messages_per_minute: PositiveInt = 1000
+    burst: NonNegativeInt = 5
+    premium_multiplier: Positive = 2.0
+    new_user_multiplier: Positive = 0.5
+    new_user_window: NonNegativeInt = 86400
+
+
+class CacheConfig(Section):
+    user_ttl: PositiveInt = 1800
+    session_ttl: PositiveInt = 1800
+    payment_ttl: PositiveInt = 900
+    rate_limit_ttl: PositiveInt = 60
+
+
+class CircuitBreakerConfig(Section):
+    failure_threshold: PositiveInt = 5
+    timeout: Positive = 60.0
+    success_threshold: PositiveInt = 3
+
+
+class ApiConfig(Section):
+    jwt_secret: Secret = EMPTY
+    jwt_secret_file: str = ""
+
+
+class Config(Section):
+    """The whole configuration, as `shopbot.toml` and the environment give it."""
+
+    telegram: TelegramConfig = TelegramConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    redis: RedisConfig = RedisConfig()
+    web: WebConfig = WebConfig()
+    log: LogConfig = LogConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
+    heleket: HeleketConfig = HeleketConfig()
+    fragment: FragmentConfig = FragmentConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    cache: CacheConfig = CacheConfig()
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    api: ApiConfig = ApiConfig()

@@ -1,0 +1,24 @@
+"""Print the effective configuration as TOML, secrets masked."""
+
+from __future__ import annotations
+
+import msgspec
+
+from shopbot.config.schema import Config
+from shopbot.config.secret import encode_hook
+
+_encoder = msgspec.json.Encoder(enc_hook=encode_hook)
+
+
+def render_config(config: Config) -> str:
+    """The configuration as `shopbot.toml` text; a secret shows only whether it is set."""
+    lines: list[str] = []
+    for section in msgspec.structs.fields(Config):
+        lines.append(f"[{section.name}]")
+        table = getattr(config, section.name)
+        for field in msgspec.structs.fields(table):
+            value = getattr(table, field.name)
+            # JSON scalars and arrays are valid TOML values, escapes included.
+            lines.append(f"{field.name} = {_encoder.encode(value).decode()}")
+        lines.append("")
+    return "\n".join(lines)
