@@ -1,0 +1,1 @@
+"""PostgreSQL: the server, the pool, migrations and the named queries."""

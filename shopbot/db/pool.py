@@ -1,0 +1,69 @@
+"""The asyncpg pool: one per process, every connection with a statement timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import anyio
+import asyncpg
+
+from shopbot.config.schema import DatabaseConfig
+from shopbot.errors import ShopbotError
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailableError(ShopbotError):
+    """The database cannot be reached or refused us; the message never holds a password."""
+
+    def __init__(self, dsn: str, reason: str) -> None:
+        super().__init__(f"database {describe_dsn(dsn)} is unavailable: {reason}")
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database of a DSN, without user or password."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}{parts.path or ''}"
+
+
+def reason_of(exc: BaseException) -> str:
+    """A short reason that cannot leak the DSN: the exception's class and first line."""
+    if isinstance(exc, (OSError, socket.gaierror)) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first_line
+
+
+@contextlib.asynccontextmanager
+async def open_pool(dsn: str, config: DatabaseConfig) -> AsyncIterator[asyncpg.Pool]:
+    """Open the pool, failing with one clear line when the server is unreachable."""
+    settings = {
+        "statement_timeout": str(int(config.statement_timeout * 1000)),
+        "application_name": "shopbot",
+    }
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=config.pool_min,
+            max_size=config.pool_max,
+            timeout=config.connect_timeout,
+            server_settings=settings,
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        raise DatabaseUnavailableError(dsn, reason_of(exc)) from None
+    try:
+        yield pool
+    finally:
+        # A cancelled scope would re-raise at every await inside asyncpg's close; shield it.
+        with anyio.move_on_after(5, shield=True) as scope:
+            await pool.close()
+        if scope.cancelled_caught:
+            pool.terminate()

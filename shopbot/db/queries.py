@@ -1,0 +1,74 @@
+"""Named queries from `sql/queries/*.sql`, in aiosql's `-- name:` format.
+
+Each file is a namespace (`queries.users.upsert_user`). The suffix of a name says what it
+returns: `^` one row (or None), `$` one value, `!` nothing (a status), none: all rows.
+Parameters are asyncpg's own `$1, $2 …`, so the text PostgreSQL sees is the text in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import asyncpg
+
+from shopbot.db.sqlfiles import sql_dir
+
+Kind = Literal["rows", "row", "value", "execute"]
+_SUFFIX_KIND: dict[str, Kind] = {"^": "row", "$": "value", "!": "execute", "": "rows"}
+_NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)([\^$!]?)\s*$", re.MULTILINE)
+
+Connection = asyncpg.Connection | asyncpg.Pool
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One named statement and how its result is read."""
+
+    name: str
+    sql: str
+    kind: Kind
+
+    async def __call__(self, db: Connection, *args: Any) -> Any:
+        """Run on a connection or the pool, returning what the name's suffix promises."""
+        if self.kind == "rows":
+            return await db.fetch(self.sql, *args)
+        if self.kind == "row":
+            return await db.fetchrow(self.sql, *args)
+        if self.kind == "value":
+            return await db.fetchval(self.sql, *args)
+        return await db.execute(self.sql, *args)
+
+
+def parse_queries(text: str, source: str) -> dict[str, Query]:
+    """Split one file into its named queries; a statement without a name is an error."""
+    matches = list(_NAME_LINE.finditer(text))
+    preamble = text[: matches[0].start()] if matches else text
+    if any(line.strip() and not line.strip().startswith("--") for line in preamble.splitlines()):
+        raise ValueError(f"{source}: SQL before the first '-- name:' line")
+    queries: dict[str, Query] = {}
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        body = text[match.end() : end].strip()
+        name = match.group(1)
+        if name in queries:
+            raise ValueError(f"{source}: query {name!r} is defined twice")
+        if not body:
+            raise ValueError(f"{source}: query {name!r} has no SQL")
+        queries[name] = Query(name, body, _SUFFIX_KIND[match.group(2)])
+    return queries
+
+
+def load_queries(folder: Path | None = None) -> SimpleNamespace:
+    """Every query file as a namespace of `Query` objects."""
+    folder = folder or sql_dir() / "queries"
+    namespaces = {}
+    for path in sorted(folder.glob("*.sql")):
+        namespaces[path.stem] = SimpleNamespace(**parse_queries(path.read_text(encoding="utf-8"), path.name))
+    return SimpleNamespace(**namespaces)
+
+
+queries = load_queries()
