@@ -1,0 +1,1 @@
+"""Emulators of the services outside the machine, speaking their real wire formats."""

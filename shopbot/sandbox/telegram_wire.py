@@ -1,0 +1,426 @@
+"""The Bot API as the Telegram emulator speaks it: wire objects, method parameters, errors, and the rules
+Telegram applies to message content (HTML parse mode, entities, inline keyboards)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+json_encode = msgspec.json.Encoder().encode
+json_decode = msgspec.json.Decoder().decode
+
+# Parameters whose values arrive JSON-encoded inside form fields (aiogram dumps every nested value).
+JSON_PARAMS = frozenset(
+    {"reply_markup", "entities", "caption_entities", "allowed_updates", "commands", "scope",
+     "link_preview_options", "reply_parameters", "media", "prices", "results"}
+)
+DEFAULT_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden: bot was blocked by the user",
+                        404: "Not Found", 409: "Conflict", 500: "Internal Server Error"}
+
+
+class ApiError(Exception):
+    """A Bot API error response."""
+
+    def __init__(self, error_code: int, description: str | None = None, *, retry_after: int | None = None) -> None:
+        if description is None:
+            description = f"Too Many Requests: retry after {retry_after}" if error_code == 429 else (
+                DEFAULT_DESCRIPTIONS.get(error_code, "Error"))
+        super().__init__(description)
+        self.error_code, self.description, self.retry_after = error_code, description, retry_after
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error_code": self.error_code, "description": self.description}
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+class Wire(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """A Bot API object: absent optional fields are left out, as Telegram does."""
+
+
+class User(Wire):
+    id: int
+    is_bot: bool
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+    is_premium: bool = False
+    # Only getMe reports these.
+    can_join_groups: bool | None = None
+    can_read_all_group_messages: bool | None = None
+    supports_inline_queries: bool | None = None
+    can_connect_to_business: bool | None = None
+    has_main_web_app: bool | None = None
+
+
+class Chat(Wire):
+    id: int
+    type: str
+    title: str | None = None
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class MessageEntity(Wire):
+    type: str
+    offset: int
+    length: int
+    url: str | None = None
+    language: str | None = None
+    custom_emoji_id: str | None = None
+
+
+class InlineKeyboardButton(Wire):
+    text: str
+    url: str | None = None
+    callback_data: str | None = None
+    web_app: dict[str, Any] | None = None
+    login_url: dict[str, Any] | None = None
+    switch_inline_query: str | None = None
+    switch_inline_query_current_chat: str | None = None
+    switch_inline_query_chosen_chat: dict[str, Any] | None = None
+    copy_text: dict[str, Any] | None = None
+    callback_game: dict[str, Any] | None = None
+    pay: bool = False
+
+
+class InlineKeyboardMarkup(Wire):
+    inline_keyboard: list[list[InlineKeyboardButton]]
+
+    def buttons(self) -> list[InlineKeyboardButton]:
+        """Every button, row by row."""
+        return [button for row in self.inline_keyboard for button in row]
+
+
+class Message(Wire):
+    message_id: int
+    date: int
+    chat: Chat
+    from_: User | None = msgspec.field(default=None, name="from")
+    edit_date: int | None = None
+    text: str | None = None
+    entities: list[MessageEntity] | None = None
+    reply_markup: InlineKeyboardMarkup | None = None
+
+
+class CallbackQuery(Wire):
+    id: str
+    from_: User = msgspec.field(name="from")
+    chat_instance: str
+    message: Message | None = None
+    data: str | None = None
+
+
+class Update(Wire):
+    update_id: int
+    message: Message | None = None
+    edited_message: Message | None = None
+    callback_query: CallbackQuery | None = None
+
+    @property
+    def kind(self) -> str:
+        """The update type, as named in allowed_updates."""
+        for name in ("message", "edited_message", "callback_query"):
+            if getattr(self, name) is not None:
+                return name
+        raise ValueError(f"update {self.update_id} carries nothing")
+
+
+class BotCommand(Wire):
+    command: str
+    description: str
+
+
+class WebhookInfo(Wire):
+    url: str
+    has_custom_certificate: bool
+    pending_update_count: int
+    ip_address: str | None = None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+    max_connections: int | None = None
+    allowed_updates: list[str] | None = None
+
+
+# Method parameters. Unknown fields are ignored, as Telegram ignores them.
+
+
+class Params(msgspec.Struct, kw_only=True):
+    """Parameters of a Bot API method."""
+
+
+class NoParams(Params):
+    pass
+
+
+class GetUpdates(Params):
+    offset: int = 0
+    limit: int = 100
+    timeout: float = 0
+    allowed_updates: list[str] | None = None
+
+
+class SendMessage(Params):
+    chat_id: int | str
+    text: str = ""
+    parse_mode: str | None = None
+    entities: list[MessageEntity] | None = None
+    reply_markup: dict[str, Any] | None = None
+
+
+class EditMessageText(Params):
+    chat_id: int | str | None = None
+    message_id: int | None = None
+    inline_message_id: str | None = None
+    text: str = ""
+    parse_mode: str | None = None
+    entities: list[MessageEntity] | None = None
+    reply_markup: dict[str, Any] | None = None
+
+
+class EditMessageReplyMarkup(Params):
+    chat_id: int | str | None = None
+    message_id: int | None = None
+    inline_message_id: str | None = None
+    reply_markup: dict[str, Any] | None = None
+
+
+class DeleteMessage(Params):
+    chat_id: int | str
+    message_id: int
+
+
+class AnswerCallbackQuery(Params):
+    callback_query_id: str
+    text: str | None = None
+    show_alert: bool = False
+    url: str | None = None
+    cache_time: int = 0
+
+
+class MyCommands(Params):
+    commands: list[BotCommand] = []
+    scope: dict[str, Any] | None = None
+    language_code: str = ""
+
+
+class SetWebhook(Params):
+    url: str = ""
+    secret_token: str | None = None
+    max_connections: int = 40
+    allowed_updates: list[str] | None = None
+    drop_pending_updates: bool = False
+    ip_address: str | None = None
+
+
+class DeleteWebhook(Params):
+    drop_pending_updates: bool = False
+
+
+ParamsT = TypeVar("ParamsT", bound=Params)
+
+
+def decode_nested(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Decode the JSON-encoded nested values of a form or query, leaving plain values as sent."""
+    params = dict(raw)
+    for key in JSON_PARAMS.intersection(params):
+        if isinstance(params[key], str):
+            try:
+                params[key] = json_decode(params[key])
+            except msgspec.DecodeError:
+                pass  # left as text; typed conversion reports it as a bad request
+    return params
+
+
+def convert_params(params: dict[str, Any], params_type: type[ParamsT]) -> tuple[ParamsT, dict[str, Any]]:
+    """Type the decoded params (form strings become ints and bools) and give the typed view for the record."""
+    chat_id = params.get("chat_id")
+    if isinstance(chat_id, str) and chat_id.lstrip("-").isdigit():
+        params["chat_id"] = int(chat_id)  # an `int | str` union keeps form text as str; "@channel" stays text
+    typed = msgspec.convert(params, params_type, strict=False)
+    fields = set(params_type.__struct_fields__)
+    recorded = {key: msgspec.to_builtins(getattr(typed, key)) if key in fields else value
+                for key, value in params.items()}
+    return typed, recorded
+
+
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units, the unit of entity offsets."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+_COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![^\s])")
+
+
+def command_entities(text: str) -> list[MessageEntity]:
+    """bot_command entities for every /command, as Telegram adds them to incoming text."""
+    return [MessageEntity(type="bot_command", offset=utf16_length(text[: m.start()]),
+                          length=utf16_length(m.group())) for m in _COMMAND.finditer(text)]
+
+
+def format_text(
+    text: str, parse_mode: str | None, entities: list[MessageEntity] | None
+) -> tuple[str, list[MessageEntity] | None]:
+    """The text and entities Telegram would store; only HTML is parsed (Markdown passes through as is)."""
+    if not entities and parse_mode and parse_mode.lower() == "html":
+        try:
+            text, entities = parse_html(text)
+        except EntityParseError as error:
+            raise ApiError(400, f"Bad Request: can't parse entities: {error}") from None
+    elif not entities and parse_mode and parse_mode.lower() not in ("markdown", "markdownv2"):
+        raise ApiError(400, "Bad Request: unsupported parse_mode")
+    if not text.strip():
+        raise ApiError(400, "Bad Request: message text is empty")
+    if utf16_length(text) > 4096:
+        raise ApiError(400, "Bad Request: message is too long")
+    return text, entities or None
+
+
+def inline_markup(markup: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
+    """The inline keyboard a message carries; reply keyboards are accepted but, as in Telegram, not echoed."""
+    if markup is None or "inline_keyboard" not in markup:
+        return None
+    try:
+        keyboard = msgspec.convert(markup, InlineKeyboardMarkup)
+    except msgspec.ValidationError:
+        raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object") from None
+    for button in keyboard.buttons():
+        actions = [name for name in button.__struct_fields__ if name not in ("text", "pay")
+                   and getattr(button, name) is not None] + (["pay"] if button.pay else [])
+        if not actions:
+            raise ApiError(400, "Bad Request: can't parse inline keyboard button: Text buttons are unallowed "
+                                "in the inline keyboard")
+        if button.callback_data is not None and not 1 <= len(button.callback_data.encode()) <= 64:
+            raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+    return keyboard if keyboard.buttons() else None
+
+
+class EntityParseError(ValueError):
+    """Markup Telegram would refuse with "can't parse entities"."""
+
+
+_TAG_TYPES = {
+    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
+    "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough", "tg-spoiler": "spoiler",
+    "span": "spoiler", "a": "text_link", "code": "code", "pre": "pre", "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+}
+_CHARACTER_REFERENCE = re.compile(r"&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|(lt|gt|amp|quot));")
+_NAMED_CHARACTERS = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_START_TAG = re.compile(r"<([^\s>]*)")
+_ATTRIBUTE = re.compile(r"\s*([A-Za-z0-9_-]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>\"']+)))?")
+_END_TAG = re.compile(r"</([^\s>]*)\s*>")
+
+
+class _OpenTag(msgspec.Struct):
+    name: str
+    attributes: dict[str, str]
+    start: int  # UTF-16 offset in the parsed text
+    language: str | None = None
+
+
+def parse_html(markup: str) -> tuple[str, list[MessageEntity]]:
+    """Turn parse_mode=HTML text into plain text and entities, refusing what Telegram refuses."""
+    pieces: list[str] = []
+    position = 0  # UTF-16 length of the text so far
+    stack: list[_OpenTag] = []
+    entities: list[MessageEntity] = []
+    index = 0
+    while index < len(markup):
+        char = markup[index]
+        if char == "&" and (reference := _CHARACTER_REFERENCE.match(markup, index)):
+            piece, index = _resolve_reference(reference), reference.end()
+        elif char != "<":
+            piece, index = char, index + 1
+        elif markup.startswith("</", index):
+            index = _close_tag(markup, index, stack, position, entities)
+            continue
+        else:
+            index = _open_tag(markup, index, stack, position)
+            continue
+        pieces.append(piece)
+        position += utf16_length(piece)
+    if stack:
+        raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"')
+    entities.sort(key=lambda entity: (entity.offset, -entity.length))
+    return "".join(pieces), entities
+
+
+def _byte_offset(markup: str, index: int) -> int:
+    return len(markup[:index].encode())
+
+
+def _resolve_reference(reference: re.Match[str]) -> str:
+    decimal, hexadecimal, name = reference.groups()
+    if name:
+        return _NAMED_CHARACTERS[name]
+    code = int(decimal) if decimal else int(hexadecimal, 16)
+    return chr(code) if code <= 0x10FFFF else reference.group()
+
+
+def _open_tag(markup: str, index: int, stack: list[_OpenTag], position: int) -> int:
+    offset = _byte_offset(markup, index)
+    match = _START_TAG.match(markup, index)
+    assert match is not None  # the pattern accepts an empty name
+    name, cursor = match.group(1).lower(), match.end()
+    if cursor >= len(markup):
+        raise EntityParseError(f"Unclosed start tag at byte offset {offset}")
+    if name not in _TAG_TYPES:
+        raise EntityParseError(f'Unsupported start tag "{name}" at byte offset {offset}')
+    attributes: dict[str, str] = {}
+    while not markup.startswith(">", cursor):
+        attribute = _ATTRIBUTE.match(markup, cursor)
+        if attribute is None or attribute.end() >= len(markup):
+            raise EntityParseError(f"Unclosed start tag at byte offset {offset}")
+        key, *values = attribute.groups()
+        attributes[key.lower()] = next((value for value in values if value is not None), "")
+        cursor = attribute.end()
+        while cursor < len(markup) and markup[cursor].isspace():
+            cursor += 1
+    if name == "span" and attributes.get("class") != "tg-spoiler":
+        raise EntityParseError(f'Tag "span" must have class "tg-spoiler" at byte offset {offset}')
+    stack.append(_OpenTag(name, attributes, position))
+    return cursor + 1
+
+
+def _close_tag(
+    markup: str, index: int, stack: list[_OpenTag], position: int, entities: list[MessageEntity]
+) -> int:
+    offset = _byte_offset(markup, index)
+    match = _END_TAG.match(markup, index)
+    if match is None:
+        raise EntityParseError(f"Unclosed end tag at byte offset {offset}")
+    if not stack:
+        raise EntityParseError(f"Unexpected end tag at byte offset {offset}")
+    name = match.group(1).lower()
+    tag = stack.pop()
+    if name and name != tag.name:
+        raise EntityParseError(
+            f'Unmatched end tag at byte offset {offset}, expected "</{tag.name}>", found "</{name}>"'
+        )
+    language = tag.attributes.get("class", "").removeprefix("language-")
+    if tag.name == "code" and stack and stack[-1].name == "pre":
+        stack[-1].language = language or None  # <pre><code class="language-x"> is one pre entity
+    elif position > tag.start and (tag.name != "a" or tag.attributes.get("href")):
+        entities.append(_entity(tag, position))
+    return match.end()
+
+
+def _entity(tag: _OpenTag, position: int) -> MessageEntity:
+    kind = _TAG_TYPES[tag.name]
+    if tag.name == "blockquote" and "expandable" in tag.attributes:
+        kind = "expandable_blockquote"
+    return MessageEntity(
+        type=kind,
+        offset=tag.start,
+        length=position - tag.start,
+        url=tag.attributes.get("href") if kind == "text_link" else None,
+        language=tag.language,
+        custom_emoji_id=tag.attributes.get("emoji-id") if kind == "custom_emoji" else None,
+    )
