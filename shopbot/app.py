@@ -1,0 +1,140 @@
+"""The shop as one process: resources opened in order, services started under supervision.
+
+Order of start-up: database server → pool → migrations → Redis → bot client → web server →
+poller (and, from later areas, the order worker, the payment reconciler and the cookie
+refresher). The shop is ready only when every service said it started. A stop reverses it:
+readiness goes false, services drain on their own (hypercorn through its shutdown trigger, the
+poller by fetching no more), anything still running at the grace deadline is cancelled, and the
+resources close shielded so a cancelled shop still releases them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import anyio
+import asyncpg
+from aiogram import Bot
+from anyio import CancelScope
+from anyio.abc import TaskStatus
+
+from shopbot.bot.dispatcher import build_dispatcher
+from shopbot.bot.poller import Poller
+from shopbot.bot.session import open_bot
+from shopbot.config.schema import Config
+from shopbot.db.migrate import apply_migrations
+from shopbot.db.pool import open_pool
+from shopbot.db.queries import queries
+from shopbot.db.server import open_database_server
+from shopbot.lifecycle import Lifecycle
+from shopbot.metrics import Metrics
+from shopbot.redis_client import open_redis
+from shopbot.supervisor import Supervisor
+from shopbot.web.app import build_web_app
+from shopbot.web.asgi import serve_asgi
+from shopbot.web.health import HealthChecks
+
+log = logging.getLogger(__name__)
+TELEGRAM_CHECK_CACHE_SECONDS = 15.0
+
+
+@dataclass
+class RunningShop:
+    """What a started shop tells its caller (the CLI, a test): where it listens and its parts."""
+
+    config: Config
+    lifecycle: Lifecycle
+    metrics: Metrics
+    pool: asyncpg.Pool
+    bot: Bot
+    supervisor: Supervisor
+    web_port: int
+
+
+
+def telegram_check(bot: Bot) -> Callable[[], Awaitable[object]]:
+    """getMe, remembered for a few seconds so a busy health probe does not hammer Telegram."""
+    last_ok = 0.0
+
+    async def check() -> object:
+        nonlocal last_ok
+        if time.monotonic() - last_ok < TELEGRAM_CHECK_CACHE_SECONDS:
+            return True
+        await bot.get_me()
+        last_ok = time.monotonic()
+        return True
+
+    return check
+
+
+async def run_shop(config: Config, lifecycle: Lifecycle, *,
+                   task_status: TaskStatus[RunningShop] = anyio.TASK_STATUS_IGNORED) -> int:
+    """Run the shop until `lifecycle` is stopped; return the process exit code."""
+    metrics = Metrics()
+    async with contextlib.AsyncExitStack() as stack:
+        dsn = await stack.enter_async_context(open_database_server(config.database))
+        pool = await stack.enter_async_context(open_pool(dsn, config.database))
+        for name in await apply_migrations(pool):
+            log.info("migration %s applied", name)
+        redis = await stack.enter_async_context(open_redis(config.redis))
+        bot = await stack.enter_async_context(open_bot(config.telegram))
+
+        health = HealthChecks(lifecycle)
+        health.checks["database"] = partial(queries.health.ping, pool)
+        health.checks["telegram"] = telegram_check(bot)
+        if redis is not None:
+            health.checks["redis"] = redis.ping
+        web = build_web_app(health, metrics)
+        dispatcher = build_dispatcher(pool, metrics)
+        poller = Poller(bot, dispatcher, lifecycle, metrics, poll_timeout=config.telegram.poll_timeout)
+
+        async with anyio.create_task_group() as group:
+            supervisor = Supervisor(config.supervisor, lifecycle, metrics, group)
+            web_port = await supervisor.start("web", partial(
+                serve_asgi, web, host=config.web.host, port=config.web.port,
+                shutdown_trigger=lifecycle.wait_stopping, graceful_seconds=config.shutdown.grace_seconds,
+            ))
+            await supervisor.start("poller", poller.run)
+            lifecycle.ready = True
+            metrics.ready.set(1)
+            log.info("shop ready: web on http://%s:%d", config.web.host, web_port)
+            task_status.started(RunningShop(config, lifecycle, metrics, pool, bot, supervisor, web_port))
+            await lifecycle.stopping.wait()
+            metrics.ready.set(0)
+            # Services drain on their own; whatever still runs at the grace deadline is cancelled.
+            group.cancel_scope.deadline = anyio.current_time() + config.shutdown.grace_seconds
+        if group.cancel_scope.cancelled_caught:
+            log.warning("grace period of %g s ran out; cancelled what was left", config.shutdown.grace_seconds)
+    log.info("stopped (%s)", lifecycle.reason or "done")
+    return lifecycle.exit_code
+
+
+async def watch_signals(lifecycle: Lifecycle, scope: CancelScope) -> None:
+    """First SIGTERM/SIGINT: graceful stop. Second: stop at once."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if not lifecycle.stopping.is_set():
+                lifecycle.request_stop(f"received {name}")
+            else:
+                log.warning("received %s again: stopping now", name)
+                lifecycle.exit_code = 1
+                scope.cancel()
+                return
+
+
+async def serve(config: Config) -> int:
+    """`shopbot serve`: the shop with anyio owning the signals; returns the exit code."""
+    lifecycle = Lifecycle()
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(watch_signals, lifecycle, outer.cancel_scope, name="signals")
+        await run_shop(config, lifecycle)
+        outer.cancel_scope.cancel()
+    return lifecycle.exit_code

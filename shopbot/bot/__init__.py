@@ -1,0 +1,1 @@
+"""The Telegram side: the bot client, the dispatcher, the poller and the routers."""

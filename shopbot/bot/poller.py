@@ -1,0 +1,100 @@
+"""A small, structured long-poller: `getUpdates` + `Dispatcher.feed_update`.
+
+aiogram's own `start_polling` spawns handler tasks outside any task group and cannot be stopped
+cleanly from outside; this poller keeps every handler a child of its own task group, so a stop
+waits for in-flight handlers (money among them) and the grace deadline is the only cancellation.
+Updates are confirmed to Telegram only by the next `getUpdates` offset, so an update fetched but
+not handled before a crash is delivered again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.types import Update
+from anyio.abc import TaskStatus
+
+from shopbot.lifecycle import Lifecycle
+from shopbot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+# Telegram being away for a while is not a crash of ours: wait and poll again.
+TRANSIENT_ERRORS = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter, TimeoutError)
+MAX_BACKOFF = 30.0
+
+
+class Poller:
+    """Fetches updates while the shop runs and feeds each to the dispatcher in its own task."""
+
+    def __init__(self, bot: Bot, dispatcher: Dispatcher, lifecycle: Lifecycle, metrics: Metrics,
+                 *, poll_timeout: int) -> None:
+        self.bot = bot
+        self.dispatcher = dispatcher
+        self.lifecycle = lifecycle
+        self.metrics = metrics
+        self.poll_timeout = poll_timeout
+        self.offset: int | None = None
+        self._poll_scope = anyio.CancelScope()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Poll until the shop stops, then let in-flight handlers finish."""
+        # getUpdates is refused while a webhook is set. Pending updates are kept: they may be payments.
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        await self.dispatcher.emit_startup(bot=self.bot)
+        try:
+            async with anyio.create_task_group() as handlers:
+                handlers.start_soon(self._abandon_poll_on_stop, name="poller:stop-watch")
+                task_status.started()
+                while not self.lifecycle.stopping.is_set():
+                    for update in await self.fetch():
+                        self.offset = update.update_id + 1
+                        handlers.start_soon(self.handle, update, name=f"update:{update.update_id}")
+                log.info("polling stopped; letting in-flight updates finish")
+        finally:
+            with anyio.move_on_after(5, shield=True):
+                await self.dispatcher.emit_shutdown(bot=self.bot)
+
+    async def _abandon_poll_on_stop(self) -> None:
+        await self.lifecycle.stopping.wait()
+        self._poll_scope.cancel()
+
+    async def fetch(self) -> list[Update]:
+        """One long poll; empty when the shop starts stopping. Telegram outages are waited out."""
+        method = GetUpdates(
+            offset=self.offset,
+            timeout=self.poll_timeout,
+            allowed_updates=self.dispatcher.resolve_used_update_types(),
+        )
+        delay = 1.0
+        while not self.lifecycle.stopping.is_set():
+            try:
+                with self._poll_scope:
+                    return await self.bot(method, request_timeout=self.poll_timeout + 10)
+                return []  # the stop watcher abandoned the poll; nothing fetched is confirmed
+            except TRANSIENT_ERRORS as exc:
+                wait = float(exc.retry_after) if isinstance(exc, TelegramRetryAfter) else delay
+                delay = min(delay * 2, MAX_BACKOFF)
+                self.metrics.errors.labels("telegram_poll").inc()
+                log.warning("getUpdates failed (%s); polling again in %.0f s", type(exc).__name__, wait)
+                with anyio.move_on_after(wait):
+                    await self.lifecycle.stopping.wait()
+            finally:
+                self._poll_scope = anyio.CancelScope()
+        return []
+
+    async def handle(self, update: Update) -> None:
+        """Handle one update; a failing handler is logged and counted, never fatal to the poller."""
+        self.metrics.updates.inc()
+        if update.message is not None:
+            self.metrics.messages.inc()
+        try:
+            response = await self.dispatcher.feed_update(self.bot, update)
+            if isinstance(response, TelegramMethod):
+                await self.bot(response)
+        except Exception:  # noqa: BLE001 - the loop boundary for one update
+            self.metrics.errors.labels("handler").inc()
+            log.exception("update %d failed", update.update_id)

@@ -1,0 +1,1 @@
+"""The shop's web server: webhooks, health, metrics and the API."""

@@ -1,0 +1,96 @@
+"""The whole shop in one process: a user talks to the bot, the operator probes health and metrics."""
+
+from __future__ import annotations
+
+import anyio
+import asyncpg
+import pytest
+
+from shopbot.app import run_shop
+from shopbot.lifecycle import Lifecycle
+from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
+from shopbot.supervisor import ServiceStartError
+from tests.shop_harness import TOKEN, running_shop, shop_config
+
+
+async def test_start_is_answered_by_name_and_the_user_is_remembered(database_url: str) -> None:
+    async with running_shop(database_url) as shop:
+        shop.telegram.add_user(5_000_000_001, first_name="<Ann>", language_code="ru")
+        shop.telegram.send_text(5_000_000_001, "/start")
+        reply = await shop.telegram.wait_for_call("sendMessage")
+        assert reply.params["chat_id"] == 5_000_000_001
+        assert "&lt;Ann&gt;" in reply.params["text"]
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow("SELECT first_name, language FROM users WHERE id = $1", 5_000_000_001)
+    finally:
+        await conn.close()
+    assert (row["first_name"], row["language"]) == ("<Ann>", "ru")
+    assert shop.exit_codes == [0]
+
+
+async def test_health_and_metrics_report_a_ready_shop(database_url: str) -> None:
+    async with running_shop(database_url) as shop:
+        assert (await shop.http.get("/health")).json() == {"status": "ok"}
+        detailed = await shop.http.get("/health/detailed")
+        assert detailed.status_code == 200
+        body = detailed.json()
+        assert body["status"] == "ok" and body["ready"] is True
+        assert body["checks"]["database"]["ok"] and body["checks"]["telegram"]["ok"]
+        assert "redis" not in body["checks"]
+        shop.telegram.send_text(42, "/start")
+        await shop.telegram.wait_for_call("sendMessage")
+        metrics = (await shop.http.get("/metrics")).text
+        assert "telegram_bot_updates_total 1.0" in metrics
+        assert "shopbot_ready 1.0" in metrics
+
+
+async def test_readiness_turns_503_when_a_dependency_fails(database_url: str) -> None:
+    async with running_shop(database_url) as shop:
+        shop.telegram.fail_next("getMe", error_code=502, description="Bad Gateway")
+        detailed = await shop.http.get("/health/detailed")
+        assert detailed.status_code == 503
+        body = detailed.json()
+        assert body["ready"] is False and body["checks"]["database"]["ok"] is True
+        assert body["checks"]["telegram"]["ok"] is False
+        assert body["checks"]["telegram"]["error"] == "TelegramServerError"
+
+
+async def test_telegram_outage_is_waited_out_and_polling_resumes(database_url: str) -> None:
+    async with running_shop(database_url) as shop:
+        shop.telegram.fail_next("getUpdates", error_code=502, description="Bad Gateway")
+        shop.telegram.send_text(7, "/start")
+        with anyio.fail_after(10):
+            reply = await shop.telegram.wait_for_call("sendMessage")
+        assert reply.params["chat_id"] == 7
+        metrics = (await shop.http.get("/metrics")).text
+        assert 'telegram_bot_errors_total{kind="telegram_poll"} 1.0' in metrics
+        assert shop.shop.supervisor.services["poller"] == "running"
+
+
+async def test_a_failing_update_does_not_stop_the_bot(database_url: str) -> None:
+    async with running_shop(database_url) as shop:
+        shop.telegram.fail_next("sendMessage", error_code=400, description="Bad Request: chat not found")
+        shop.telegram.send_text(8, "/start")
+        failed = await shop.telegram.wait_for_call("sendMessage")
+        assert not failed.ok
+        shop.telegram.send_text(8, "/start")
+        answered = await shop.telegram.wait_for_call("sendMessage")
+        assert answered.ok
+        metrics = (await shop.http.get("/metrics")).text
+        assert 'telegram_bot_errors_total{kind="handler"} 1.0' in metrics
+
+
+async def test_a_rejected_bot_token_fails_the_boot_with_a_clear_reason(database_url: str) -> None:
+    telegram = TelegramEmulator(token="1:another-bot")  # our TOKEN is unknown to it
+    async with anyio.create_task_group() as group:
+        port = await group.start(serve_telegram_emulator, telegram)
+        with pytest.raises(BaseException) as caught:
+            await run_shop(shop_config(database_url, port), Lifecycle())
+        group.cancel_scope.cancel()
+    error = caught.value
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    assert isinstance(error, ServiceStartError)
+    assert str(error).startswith("poller could not start:") and "Unauthorized" in str(error)
+    assert TOKEN not in str(error)
