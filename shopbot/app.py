@@ -81,8 +81,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
     async with contextlib.AsyncExitStack() as stack:
         dsn = await stack.enter_async_context(open_database_server(config.database))
         pool = await stack.enter_async_context(open_pool(dsn, config.database))
-        for name in await apply_migrations(pool):
-            log.info("migration %s applied", name)
+        await apply_migrations(pool)
         redis = await stack.enter_async_context(open_redis(config.redis))
         bot = await stack.enter_async_context(open_bot(config.telegram))
 

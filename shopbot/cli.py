@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from functools import partial
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -37,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="inspect the configuration")
     config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     config_commands.add_parser("check", help="print the effective configuration (secrets masked) and check it")
+    sandbox = commands.add_parser("sandbox", help="try the whole shop locally against emulated services")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address of the shop's web server (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8080, help="port of the shop's web server (default 8080; 0 picks one)")
+    sandbox.add_argument("--data-dir", type=Path, default=Path("var/sandbox"),
+                         help="where the sandbox keeps its own database (default var/sandbox)")
+    sandbox.add_argument("--allow-remote", action="store_true",
+                         help="allow a --host other than 127.0.0.1: anyone who reaches it can use the sandbox")
     commands.add_parser("version", help="print shopbot's version")
     return parser
 
@@ -87,6 +95,38 @@ def command_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def find_shop_error(exc: BaseException) -> ShopbotError | None:
+    """The first ShopbotError in an exception or nested exception groups."""
+    if isinstance(exc, ShopbotError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find_shop_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def command_sandbox(args: argparse.Namespace) -> int:
+    from shopbot.config.schema import LogConfig
+
+    configure_logging(LogConfig(level="INFO"))
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
+        return fail(f"--host {args.host} would expose the sandbox beyond this machine; add --allow-remote to mean it")
+    if args.allow_remote:
+        log.warning("the sandbox listens on %s: anyone who can reach it can use it", args.host)
+    from shopbot.sandbox.run import run_sandbox
+
+    async def main_sandbox() -> int:
+        async with anyio.create_task_group() as group:
+            urls = await group.start(partial(run_sandbox, data_dir=args.data_dir, host=args.host, port=args.port))
+            print(f"shopbot sandbox is running at {urls.shop} (Telegram emulator at {urls.telegram}); Ctrl-C stops it",
+                  flush=True)
+        return 0
+
+    return anyio.run(main_sandbox, backend="asyncio")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `shopbot` console script."""
     args = build_parser().parse_args(argv)
@@ -98,13 +138,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_config_check(args)
         if args.command == "migrate":
             return command_migrate(args)
+        if args.command == "sandbox":
+            return command_sandbox(args)
         return command_serve(args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"shopbot: error: {problem}", file=sys.stderr)
         return 1
-    except ShopbotError as exc:
-        return fail(str(exc))
+    except (ShopbotError, BaseExceptionGroup) as exc:
+        # Task groups wrap a service's error in exception groups; the operator wants the error itself.
+        error = find_shop_error(exc)
+        if error is None:
+            raise
+        return fail(str(error))
     except KeyboardInterrupt:
         return 130
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -34,8 +35,10 @@ def describe_dsn(dsn: str) -> str:
 
 def reason_of(exc: BaseException) -> str:
     """A short reason that cannot leak the DSN: the exception's class and first line."""
-    if isinstance(exc, (OSError, socket.gaierror)) and exc.strerror:
-        return exc.strerror
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host ({exc.strerror})"
     if isinstance(exc, TimeoutError):
         return "timed out"
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
