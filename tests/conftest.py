@@ -97,6 +97,39 @@ async def empty_database_url(postgres_url: str) -> AsyncIterator[str]:
     await drop_database(postgres_url, name)
 
 
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """A Redis server: TEST_REDIS_URL when set, else fakeredis (Lua included) serving real TCP."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    import threading
+
+    from fakeredis import TcpFakeServer
+
+    server = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
+    thread = threading.Thread(target=server.serve_forever, name="fake redis", daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{server.server_address[1]}/0"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+async def redis_url(redis_server_url: str) -> AsyncIterator[str]:
+    """An empty Redis database for this test."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(redis_server_url)
+    await client.flushdb()
+    yield redis_server_url
+    await client.flushdb()
+    await client.aclose()
+
+
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=5)

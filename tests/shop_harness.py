@@ -52,7 +52,8 @@ def _replace(config: Config, section: str, value: object) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def running_shop(database_url: str, telegram: TelegramEmulator | None = None) -> AsyncIterator[ShopUnderTest]:
+async def running_shop(database_url: str, telegram: TelegramEmulator | None = None,
+                       **overrides: object) -> AsyncIterator[ShopUnderTest]:
     """The shop, up and ready; stopped gracefully on exit, and its exit code recorded."""
     telegram = telegram or TelegramEmulator(token=TOKEN)
     exit_codes: list[int] = []
@@ -61,7 +62,7 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
         lifecycle = Lifecycle()
 
         async def run(*, task_status: anyio.abc.TaskStatus[RunningShop]) -> None:
-            exit_codes.append(await run_shop(shop_config(database_url, telegram_port), lifecycle,
+            exit_codes.append(await run_shop(shop_config(database_url, telegram_port, **overrides), lifecycle,
                                              task_status=task_status))
 
         shop = await group.start(run)

@@ -7,6 +7,8 @@ import asyncpg
 import pytest
 
 from shopbot.app import run_shop
+from shopbot.config.schema import RedisConfig
+from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
 from shopbot.supervisor import ServiceStartError
@@ -43,6 +45,13 @@ async def test_health_and_metrics_report_a_ready_shop(database_url: str) -> None
         metrics = (await shop.http.get("/metrics")).text
         assert "telegram_bot_updates_total 1.0" in metrics
         assert "shopbot_ready 1.0" in metrics
+
+
+async def test_readiness_includes_redis_when_configured(database_url: str, redis_url: str) -> None:
+    async with running_shop(database_url, redis=RedisConfig(url=Secret(redis_url))) as shop:
+        detailed = await shop.http.get("/health/detailed")
+        assert detailed.status_code == 200
+        assert detailed.json()["checks"]["redis"]["ok"] is True
 
 
 async def test_readiness_turns_503_when_a_dependency_fails(database_url: str) -> None:

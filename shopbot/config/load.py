@@ -213,4 +213,6 @@ def serve_problems(config: Config) -> list[str]:
     problems = []
     if not config.telegram.token:
         problems.append("telegram.token: required to serve (set it, telegram.token_file, or SHOPBOT_TELEGRAM__TOKEN)")
+    if config.telegram.mode == "webhook":
+        problems.append('telegram.mode: "webhook" is not available in this version yet; use "polling"')
     return problems
