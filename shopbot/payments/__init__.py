@@ -1,0 +1,1 @@
+"""Crypto payments through Heleket: the API client, webhook verification and the wire formats."""
