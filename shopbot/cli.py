@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="inspect the configuration")
     config_commands = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     config_commands.add_parser("check", help="print the effective configuration (secrets masked) and check it")
+    ledger = commands.add_parser("ledger", help="check the books")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)
+    ledger_commands.add_parser("verify", help="prove every movement balances and every cached balance matches "
+                                              "its postings; non-zero exit on any difference")
     sandbox = commands.add_parser("sandbox", help="try the whole shop locally against emulated services")
     sandbox.add_argument("--host", default="127.0.0.1", help="address of the shop's web server (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8080, help="port of the shop's web server (default 8080; 0 picks one)")
@@ -107,6 +111,18 @@ def find_shop_error(exc: BaseException) -> ShopbotError | None:
     return None
 
 
+def command_ledger_verify(args: argparse.Namespace) -> int:
+    config = load_for_running(args)
+    from shopbot.db.commands import verify_books
+
+    report = anyio.run(verify_books, config, backend="asyncio")
+    for problem in report.problems:
+        print(f"shopbot: error: {problem}", file=sys.stderr)
+    verdict = "the ledger balances" if report.ok else f"{len(report.problems)} problem(s) found"
+    print(f"{report.movements} movements, {report.postings} postings, {report.accounts} accounts: {verdict}")
+    return 0 if report.ok else 1
+
+
 def command_sandbox(args: argparse.Namespace) -> int:
     from shopbot.config.schema import LogConfig
 
@@ -138,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_config_check(args)
         if args.command == "migrate":
             return command_migrate(args)
+        if args.command == "ledger":
+            return command_ledger_verify(args)
         if args.command == "sandbox":
             return command_sandbox(args)
         return command_serve(args)
