@@ -16,7 +16,7 @@ from decimal import Decimal
 import asyncpg
 
 from shopbot.db.queries import queries
-from shopbot.ledger.errors import IdempotencyConflict, InsufficientFunds, InvalidAmount
+from shopbot.ledger.errors import IdempotencyConflict, InsufficientFunds, InvalidAmount, LedgerError
 from shopbot.ledger.model import USER, USER_HELD, Balance, MovementType, Posted, SystemAccount, check_amount
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,15 @@ class Ledger:
         """The account's id, created on first use; ids never change, so they are remembered."""
         cache_key = (str(kind), user_id)
         account = self._account_ids.get(cache_key)
-        if account is None:
+        for _ in range(3):
+            if account is not None:
+                break
+            # None when another session created it concurrently: the statement's snapshot predates
+            # that commit, so the next statement (a fresh snapshot) sees it.
             account = await queries.ledger.ensure_account(db, str(kind), user_id, self.currency)
-            self._account_ids[cache_key] = account
+        if account is None:
+            raise LedgerError(f"could not create the {kind} account of user {user_id}")
+        self._account_ids[cache_key] = account
         return account
 
     async def _post(self, db: Db, user_id: int, key: str, type: MovementType, reference: str, memo: str,
