@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -26,6 +26,7 @@ from anyio import CancelScope
 from anyio.abc import TaskStatus
 
 from shopbot.bot.dispatcher import build_dispatcher
+from shopbot.bot.notices import topup_notifier
 from shopbot.bot.poller import Poller
 from shopbot.bot.session import open_bot
 from shopbot.config.schema import Config
@@ -33,13 +34,19 @@ from shopbot.db.migrate import apply_migrations
 from shopbot.db.pool import open_pool
 from shopbot.db.queries import queries
 from shopbot.db.server import open_database_server
+from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
+from shopbot.payments.heleket import HeleketClient
+from shopbot.payments.reconciler import Reconciler
+from shopbot.payments.settle import Settlement
+from shopbot.payments.topup import TopUps
 from shopbot.redis_client import open_redis
 from shopbot.supervisor import Supervisor
 from shopbot.web.app import build_web_app
 from shopbot.web.asgi import serve_asgi
 from shopbot.web.health import HealthChecks
+from shopbot.web.heleket_webhook import heleket_webhook_route
 
 log = logging.getLogger(__name__)
 TELEGRAM_CHECK_CACHE_SECONDS = 15.0
@@ -56,6 +63,22 @@ class RunningShop:
     bot: Bot
     supervisor: Supervisor
     web_port: int
+    ledger: Ledger
+    topups: TopUps
+    reconciler: Reconciler | None
+
+
+@contextlib.asynccontextmanager
+async def open_heleket(config: Config) -> AsyncIterator[HeleketClient | None]:
+    """The Heleket client when a merchant and key are configured, else None (top-ups are off)."""
+    heleket = config.heleket
+    if not (heleket.merchant_uuid and heleket.api_key):
+        log.warning("Heleket is not configured ([heleket] merchant_uuid, api_key): top-ups are off")
+        yield None
+        return
+    async with HeleketClient(base_url=heleket.base_url, merchant_uuid=heleket.merchant_uuid,
+                             api_key=heleket.api_key.reveal()) as client:
+        yield client
 
 
 
@@ -84,13 +107,21 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         await apply_migrations(pool)
         redis = await stack.enter_async_context(open_redis(config.redis))
         bot = await stack.enter_async_context(open_bot(config.telegram))
+        heleket = await stack.enter_async_context(open_heleket(config))
+        ledger = Ledger(pool, config.shop.currency)
+        settlement = Settlement(pool, ledger, config.heleket, notify=topup_notifier(bot))
+        topups = TopUps(pool, heleket, config)
+        reconciler = None
+        if heleket is not None:
+            reconciler = Reconciler(pool, heleket, settlement, lifecycle, metrics,
+                                    poll_seconds=config.heleket.poll_seconds)
 
         health = HealthChecks(lifecycle)
         health.checks["database"] = partial(queries.health.ping, pool)
         health.checks["telegram"] = telegram_check(bot)
         if redis is not None:
             health.checks["redis"] = redis.ping
-        web = build_web_app(health, metrics)
+        web = build_web_app(health, metrics, [heleket_webhook_route(config, settlement, metrics)])
         dispatcher = build_dispatcher(pool, metrics)
         poller = Poller(bot, dispatcher, lifecycle, metrics, poll_timeout=config.telegram.poll_timeout)
 
@@ -101,10 +132,13 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
                 shutdown_trigger=lifecycle.wait_stopping, graceful_seconds=config.shutdown.grace_seconds,
             ))
             await supervisor.start("poller", poller.run)
+            if reconciler is not None:
+                await supervisor.start("reconciler", reconciler.run)
             lifecycle.ready = True
             metrics.ready.set(1)
             log.info("shop ready: web on http://%s:%d", config.web.host, web_port)
-            task_status.started(RunningShop(config, lifecycle, metrics, pool, bot, supervisor, web_port))
+            task_status.started(RunningShop(config, lifecycle, metrics, pool, bot, supervisor, web_port, ledger,
+                                            topups, reconciler))
             await lifecycle.stopping.wait()
             metrics.ready.set(0)
             # Services drain on their own; whatever still runs at the grace deadline is cancelled.

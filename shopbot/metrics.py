@@ -20,6 +20,8 @@ class Metrics:
         self.updates = Counter("telegram_bot_updates", "Telegram updates handled.", registry=r)
         self.messages = Counter("telegram_bot_messages", "Messages received from users.", registry=r)
         self.errors = Counter("telegram_bot_errors", "Errors by kind.", ["kind"], registry=r)
+        self.payments = Counter("telegram_bot_payments", "Payment status updates by outcome.", ["status"],
+                                registry=r)
         self.ready = Gauge("shopbot_ready", "1 while the shop is ready to serve.", registry=r)
 
     def render(self) -> bytes:

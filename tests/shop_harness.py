@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -11,13 +12,16 @@ import httpx
 
 from shopbot.app import RunningShop, run_shop
 from shopbot.config.schema import (
-    Config, DatabaseConfig, ShutdownConfig, SupervisorConfig, TelegramConfig, WebConfig,
+    Config, DatabaseConfig, HeleketConfig, ShutdownConfig, SupervisorConfig, TelegramConfig, WebConfig,
 )
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
+from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
 
 TOKEN = "7000000001:AAH-test-token-for-the-emulator"
+MERCHANT = "c26b80a8-9549-4a0c-9a4b-4b6a8a2b7c11"
+HELEKET_KEY = "TEST_PAYMENT_KEY_for_the_emulator_0001"
 
 
 @dataclass
@@ -26,6 +30,7 @@ class ShopUnderTest:
     telegram: TelegramEmulator
     http: httpx.AsyncClient
     exit_codes: list[int]
+    heleket: HeleketEmulator | None = None
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -51,14 +56,37 @@ def _replace(config: Config, section: str, value: object) -> Config:
     return msgspec.structs.replace(config, **{section: value})
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def heleket_config(heleket_port: int, **keys: object) -> HeleketConfig:
+    settings: dict[str, object] = dict(base_url=f"http://127.0.0.1:{heleket_port}", merchant_uuid=MERCHANT,
+                                       api_key=Secret(HELEKET_KEY), allowed_ips=(), poll_seconds=3600.0)
+    settings.update(keys)
+    return HeleketConfig(**settings)  # type: ignore[arg-type]
+
+
 @contextlib.asynccontextmanager
-async def running_shop(database_url: str, telegram: TelegramEmulator | None = None,
+async def running_shop(database_url: str, telegram: TelegramEmulator | None = None, *, heleket: bool = False,
+                       heleket_keys: dict[str, object] | None = None,
                        **overrides: object) -> AsyncIterator[ShopUnderTest]:
-    """The shop, up and ready; stopped gracefully on exit, and its exit code recorded."""
+    """The shop, up and ready; stopped gracefully on exit, and its exit code recorded. With heleket=True
+    it talks to a Heleket emulator and receives its webhooks on a known port."""
     telegram = telegram or TelegramEmulator(token=TOKEN)
     exit_codes: list[int] = []
     async with anyio.create_task_group() as group:
         telegram_port = await group.start(serve_telegram_emulator, telegram)
+        emulator = None
+        if heleket:
+            emulator = HeleketEmulator(merchant_uuid=MERCHANT, api_key=HELEKET_KEY, webhook_retry_seconds=0.05)
+            heleket_port = await group.start(serve_heleket_emulator, emulator)
+            web_port = free_port()
+            overrides.setdefault("heleket", heleket_config(heleket_port, **(heleket_keys or {})))
+            overrides.setdefault("web", WebConfig(host="127.0.0.1", port=web_port,
+                                                  public_url=f"http://127.0.0.1:{web_port}"))
         lifecycle = Lifecycle()
 
         async def run(*, task_status: anyio.abc.TaskStatus[RunningShop]) -> None:
@@ -68,7 +96,7 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
         shop = await group.start(run)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{shop.web_port}") as http:
             try:
-                yield ShopUnderTest(shop, telegram, http, exit_codes)
+                yield ShopUnderTest(shop, telegram, http, exit_codes, emulator)
             finally:
                 lifecycle.request_stop("test over")
         with anyio.fail_after(10):

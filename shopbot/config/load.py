@@ -7,6 +7,7 @@ checked, so one run reports every bad key at once instead of the first.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import typing
 from collections.abc import Mapping
@@ -199,6 +200,19 @@ def check_consistency(config: Config) -> list[str]:
         problems.append("database.pool_min: must not exceed database.pool_max")
     if config.telegram.mode == "webhook" and not config.telegram.webhook_url:
         problems.append("telegram.webhook_url: required when telegram.mode is \"webhook\"")
+    for key in ("min_topup", "max_topup"):
+        value = getattr(config.shop, key)
+        if not value.is_finite() or value <= 0:
+            problems.append(f"shop.{key}: must be a positive amount")
+    if config.shop.min_topup > config.shop.max_topup:
+        problems.append("shop.min_topup: must not exceed shop.max_topup")
+    if config.web.public_url and not config.web.public_url.startswith(("http://", "https://")):
+        problems.append("web.public_url: must start with http:// or https://")
+    for entry in (*config.heleket.allowed_ips, *config.web.trusted_proxies):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            problems.append(f"{entry!r} in heleket.allowed_ips or web.trusted_proxies: not an IP address or network")
     if config.supervisor.backoff_initial > config.supervisor.backoff_max:
         problems.append("supervisor.backoff_initial: must not exceed supervisor.backoff_max")
     for key, url in (("telegram.api_base", config.telegram.api_base), ("heleket.base_url", config.heleket.base_url),

@@ -7,6 +7,7 @@ instead come from a file named by its `*_file` twin.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 import msgspec
@@ -54,6 +55,14 @@ class RedisConfig(Section):
 class WebConfig(Section):
     host: str = "127.0.0.1"
     port: Port = 8080
+    public_url: str = ""
+    trusted_proxies: tuple[str, ...] = ()
+
+
+class ShopConfig(Section):
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3,5}$")] = "USD"
+    min_topup: Decimal = Decimal("1.00")  # positive: checked in load.check_consistency
+    max_topup: Decimal = Decimal("1000.00")
 
 
 class LogConfig(Section):
@@ -77,6 +86,12 @@ class HeleketConfig(Section):
     merchant_uuid: str = ""
     api_key: Secret = EMPTY
     api_key_file: str = ""
+    lifetime: Annotated[int, msgspec.Meta(ge=300, le=43200)] = 3600
+    currencies: tuple[str, ...] = ()
+    allowed_ips: tuple[str, ...] = ("31.133.220.8",)
+    poll_seconds: Annotated[float, msgspec.Meta(ge=30)] = 60.0
+    overpayment: Literal["credit_invoice_amount", "credit_paid_amount"] = "credit_invoice_amount"
+    underpayment: Literal["hold_for_operator", "credit_paid_amount"] = "hold_for_operator"
 
 
 class FragmentConfig(Section):
@@ -127,6 +142,7 @@ class Config(Section):
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
     web: WebConfig = WebConfig()
+    shop: ShopConfig = ShopConfig()
     log: LogConfig = LogConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     shutdown: ShutdownConfig = ShutdownConfig()

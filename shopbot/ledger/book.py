@@ -97,20 +97,36 @@ class Ledger:
 
     # --- mechanics -----------------------------------------------------------------------------------
 
-    async def account_id(self, kind: str, user_id: int | None, db: Db) -> int:
-        """The account's id, created on first use; ids never change, so they are remembered."""
+    async def account_id(self, kind: str, user_id: int | None, db: Db | None = None) -> int:
+        """The account's id, created on first use; ids never change, so committed ones are remembered.
+
+        Inside a caller's transaction the account is created (if need be) in that transaction and
+        not remembered, since the transaction may still roll back; the pool is not used there, as
+        a second connection per caller can exhaust the pool. Call `open_accounts` beforehand to
+        make the in-transaction path a cache hit.
+        """
         cache_key = (str(kind), user_id)
         account = self._account_ids.get(cache_key)
+        if account is not None:
+            return account
+        in_transaction = isinstance(db, asyncpg.Connection) and db.is_in_transaction()
+        target = db if in_transaction and db is not None else self.pool
         for _ in range(3):
-            if account is not None:
-                break
             # None when another session created it concurrently: the statement's snapshot predates
             # that commit, so the next statement (a fresh snapshot) sees it.
-            account = await queries.ledger.ensure_account(db, str(kind), user_id, self.currency)
+            account = await queries.ledger.ensure_account(target, str(kind), user_id, self.currency)
+            if account is not None:
+                break
         if account is None:
             raise LedgerError(f"could not create the {kind} account of user {user_id}")
-        self._account_ids[cache_key] = account
+        if not in_transaction:
+            self._account_ids[cache_key] = account
         return account
+
+    async def open_accounts(self, user_id: int, *system: SystemAccount) -> None:
+        """Create (and remember) a user's accounts and the named system accounts, outside any transaction."""
+        for kind, owner in ((USER, user_id), (USER_HELD, user_id), *((s, None) for s in system)):
+            await self.account_id(kind, owner)
 
     async def _post(self, db: Db, user_id: int, key: str, type: MovementType, reference: str, memo: str,
                     legs: dict[int, Decimal]) -> Posted:

@@ -1,0 +1,94 @@
+"""The reconciler: asks Heleket about every unfinished invoice, so a lost webhook still credits.
+
+Each pass applies what `payment/info` says through the same `Settlement` path as a webhook (a
+status already seen is a duplicate there and changes nothing), finishes invoices whose creation
+was interrupted, and expires invoices Heleket never heard of once their lifetime is long over.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import asyncpg
+import msgspec
+from anyio.abc import TaskStatus
+
+from shopbot.db.queries import queries
+from shopbot.lifecycle import Lifecycle
+from shopbot.metrics import Metrics
+from shopbot.payments.heleket import HeleketClient, HeleketError
+from shopbot.payments.settle import Outcome, Settlement
+
+log = logging.getLogger(__name__)
+BATCH = 100
+GIVE_UP_CREATING_AFTER = timedelta(minutes=15)
+EXPIRY_GRACE = timedelta(hours=1)
+
+
+def _not_found(exc: HeleketError) -> bool:
+    return not exc.temporary and "not found" in str(exc).lower()
+
+
+class Reconciler:
+    """One pass every `poll_seconds`, for as long as the shop runs."""
+
+    def __init__(self, pool: asyncpg.Pool, client: HeleketClient, settlement: Settlement, lifecycle: Lifecycle,
+                 metrics: Metrics, *, poll_seconds: float) -> None:
+        self.pool = pool
+        self.client = client
+        self.settlement = settlement
+        self.lifecycle = lifecycle
+        self.metrics = metrics
+        self.poll_seconds = poll_seconds
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while not self.lifecycle.stopping.is_set():
+            try:
+                await self.reconcile_once()
+            except (OSError, asyncpg.PostgresError, HeleketError) as exc:
+                self.metrics.errors.labels("reconciler").inc()
+                log.warning("reconciliation pass failed: %s", exc)
+            with anyio.move_on_after(self.poll_seconds):
+                await self.lifecycle.stopping.wait()
+
+    async def reconcile_once(self) -> dict[str, int]:
+        """Look at each unfinished invoice once; return how many ended how."""
+        counts: dict[str, int] = {}
+        for invoice in await queries.invoices.unfinished_invoices(self.pool, BATCH):
+            if self.lifecycle.stopping.is_set():
+                break
+            outcome = await self._reconcile(invoice)
+            counts[outcome] = counts.get(outcome, 0) + 1
+        if counts:
+            log.info("reconciled invoices: %s", counts)
+        return counts
+
+    async def _reconcile(self, invoice: asyncpg.Record) -> str:
+        now = datetime.now(UTC)
+        try:
+            info = await self.client.payment_info(order_id=invoice["order_id"])
+        except HeleketError as exc:
+            if not _not_found(exc):
+                log.warning("payment info for %s failed: %s", invoice["order_id"], exc)
+                return "unavailable"
+            if invoice["status"] == "creating" and now - invoice["created_at"] > GIVE_UP_CREATING_AFTER:
+                await queries.invoices.mark_invoice_failed(self.pool, invoice["id"], "Heleket never created it")
+                return "create_failed"
+            expires_at = invoice["expires_at"]
+            if expires_at is not None and now > expires_at + EXPIRY_GRACE:
+                await queries.invoices.expire_invoice(self.pool, invoice["id"])
+                return "expired"
+            return "not_found"
+        if invoice["uuid"] is None:
+            expires = datetime.fromtimestamp(info.expired_at, UTC) if info.expired_at else None
+            await queries.invoices.record_heleket_invoice(self.pool, invoice["id"], info.uuid, info.url, info.status,
+                                                          expires)
+        payload: dict[str, Any] = msgspec.to_builtins(info)
+        outcome = await self.settlement.apply(info, source="reconciler", payload=payload)
+        if outcome != Outcome.DUPLICATE:
+            self.metrics.payments.labels(outcome.value).inc()
+        return outcome.value

@@ -1,0 +1,155 @@
+"""Apply a Heleket payment status to our invoice: the one path for webhooks and the reconciler.
+
+In one transaction, with the invoice row locked: record the (uuid, status) event once, decide
+what to credit under the configured policies, credit through the ledger with the invoice's own
+idempotency key, and store the new status. A duplicate event changes nothing; a status that
+disagrees with what we stored (another amount, currency or uuid) changes nothing and is flagged.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, Protocol
+
+import asyncpg
+import msgspec
+from aiogram.exceptions import TelegramAPIError
+
+from shopbot.config.schema import HeleketConfig
+from shopbot.db.queries import queries
+from shopbot.ledger import Ledger, MovementType, SystemAccount
+
+log = logging.getLogger(__name__)
+CREDITED_ON = {"paid", "paid_over"}
+CENT = Decimal("0.01")
+_json = msgspec.json.Encoder()
+
+
+class PaymentState(Protocol):
+    """What both a webhook and a payment/info answer tell about an invoice."""
+
+    uuid: str
+    order_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    is_final: bool
+    payer_currency: str | None
+    payer_amount: Decimal | None
+    payment_amount: Decimal | None
+    payment_amount_usd: Decimal | None
+
+
+class Outcome(enum.StrEnum):
+    CREDITED = "credited"
+    RECORDED = "recorded"  # a new status, nothing to credit
+    DUPLICATE = "duplicate"
+    UNKNOWN_INVOICE = "unknown_invoice"
+    MISMATCH = "mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Credited:
+    user_id: int
+    invoice_id: int
+    amount: Decimal
+    currency: str
+    available: Decimal | None
+
+
+Notify = Callable[[Credited], Awaitable[None]]
+
+
+def paid_in_shop_currency(state: PaymentState) -> Decimal | None:
+    """What the payer actually paid, in the invoice currency, rounded down to the cent."""
+    if state.currency == "USD" and state.payment_amount_usd and state.payment_amount_usd > 0:
+        return state.payment_amount_usd.quantize(CENT, ROUND_DOWN)
+    if state.payment_amount and state.payer_amount and state.payer_amount > 0:
+        return (state.amount * state.payment_amount / state.payer_amount).quantize(CENT, ROUND_DOWN)
+    return None
+
+
+def decide_credit(state: PaymentState, config: HeleketConfig) -> tuple[Decimal | None, str | None]:
+    """How much this status earns the user, and anything the operator must look at."""
+    if state.status in CREDITED_ON and state.is_final:
+        if state.status == "paid_over" and config.overpayment == "credit_paid_amount":
+            paid = paid_in_shop_currency(state)
+            return (max(paid, state.amount) if paid else state.amount), None
+        return state.amount, None
+    if state.status == "wrong_amount" and state.is_final:
+        paid = paid_in_shop_currency(state)
+        note = f"underpaid: {state.payment_amount} {state.payer_currency} of {state.payer_amount} paid"
+        if config.underpayment == "credit_paid_amount" and paid and paid > 0:
+            return min(paid, state.amount), note + f"; credited {paid}"
+        return None, note + "; nothing credited (heleket.underpayment = hold_for_operator)"
+    if state.status.startswith("refund"):
+        return None, f"Heleket reports {state.status}; a credited balance is not taken back automatically"
+    return None, None
+
+
+class Settlement:
+    """Applies payment states to invoices and tells the user about a credit."""
+
+    def __init__(self, pool: asyncpg.Pool, ledger: Ledger, config: HeleketConfig, notify: Notify | None = None) -> None:
+        self.pool = pool
+        self.ledger = ledger
+        self.config = config
+        self.notify = notify
+
+    async def apply(self, state: PaymentState, *, source: str, payload: dict[str, Any]) -> Outcome:
+        """Apply one status; safe to call any number of times with the same state."""
+        invoice = await queries.invoices.invoice_by_order_id(self.pool, state.order_id)
+        if invoice is None:
+            log.warning("payment status %s for unknown order_id %r", state.status, state.order_id)
+            return Outcome.UNKNOWN_INVOICE
+        mismatch = self._mismatch(invoice, state)
+        if mismatch:
+            log.error("invoice %s: %s; nothing applied", invoice["order_id"], mismatch)
+            return Outcome.MISMATCH
+        credited: Credited | None = None
+        await self.ledger.open_accounts(invoice["user_id"], SystemAccount.HELEKET_CLEARING)
+        async with self.pool.acquire() as conn, conn.transaction():
+            locked = await queries.invoices.invoice_for_update(conn, invoice["id"])
+            event = await queries.invoices.record_invoice_event(
+                conn, locked["id"], state.uuid, state.status, state.is_final, source, _json.encode(payload).decode())
+            if event is None:
+                return Outcome.DUPLICATE
+            amount, attention = decide_credit(state, self.config)
+            if amount is not None and locked["credited_amount"] is None:
+                posted = await self.ledger.credit(
+                    user_id=locked["user_id"], amount=amount, key=f"invoice:{locked['id']}:credit",
+                    type=MovementType.RECHARGE, reference=f"invoice:{locked['id']}",
+                    source=SystemAccount.HELEKET_CLEARING, memo=f"Heleket {state.status} {state.uuid}", conn=conn)
+                if posted.applied:
+                    credited = Credited(locked["user_id"], locked["id"], amount, locked["currency"], posted.available)
+            await queries.invoices.apply_invoice_status(
+                conn, locked["id"], state.uuid, state.status, state.is_final, state.payer_currency,
+                state.payer_amount, state.payment_amount, credited.amount if credited else None, attention,
+                _json.encode(payload).decode())
+        if attention:
+            log.warning("invoice %s needs attention: %s", invoice["order_id"], attention)
+        if credited is None:
+            return Outcome.RECORDED
+        log.info("invoice %s credited %s %s to user %s", invoice["order_id"], credited.amount, credited.currency,
+                 credited.user_id)
+        if self.notify is not None:
+            try:
+                await self.notify(credited)
+            except TelegramAPIError as exc:  # blocked the bot, deleted the chat: the money is in anyway
+                log.warning("could not tell user %s about their top-up: %s", credited.user_id, exc.message)
+            except Exception:  # noqa: BLE001 - the money is in; a failed message must not undo that
+                log.exception("could not tell user %s about their top-up", credited.user_id)
+        return Outcome.CREDITED
+
+    @staticmethod
+    def _mismatch(invoice: asyncpg.Record, state: PaymentState) -> str:
+        if invoice["uuid"] is not None and invoice["uuid"] != state.uuid:
+            return f"uuid {state.uuid} is not the invoice's {invoice['uuid']}"
+        if state.amount != invoice["amount"] or state.currency != invoice["currency"]:
+            return (f"{state.amount} {state.currency} does not match the invoice's "
+                    f"{invoice['amount']} {invoice['currency']}")
+        return ""

@@ -1,0 +1,144 @@
+"""Top-ups: our invoice row first, then Heleket's invoice for it.
+
+The row is committed before Heleket is called, so a webhook that beats the create response, or a
+crash between the two, still finds its invoice by order_id. If Heleket cannot be reached the row
+stays 'creating' and the reconciler finishes the job (Heleket answers a repeated order_id with
+the invoice it already made, so asking again never makes a second one).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+
+from shopbot.config.schema import Config
+from shopbot.db.queries import queries
+from shopbot.errors import ShopbotError
+from shopbot.payments.heleket import HeleketClient, HeleketError
+from shopbot.payments.heleket_wire import CurrencyOption
+
+log = logging.getLogger(__name__)
+LIMITS_CACHE_SECONDS = 600.0
+CENT = Decimal("0.01")
+
+
+class TopUpRefused(ShopbotError):
+    """The top-up cannot be made as asked; `reason` is stable, the message is for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpInvoice:
+    id: int
+    order_id: str
+    amount: Decimal
+    currency: str
+    url: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpLimits:
+    minimum: Decimal
+    maximum: Decimal
+
+
+def currency_options(entries: tuple[str, ...]) -> list[CurrencyOption] | None:
+    """`[heleket] currencies` ("USDT/tron", "TON") as Heleket's allow-list."""
+    options = []
+    for entry in entries:
+        coin, _, network = entry.partition("/")
+        options.append(CurrencyOption(currency=coin.upper(), network=network.lower() or None))
+    return options or None
+
+
+class TopUps:
+    """Creates top-up invoices within the shop's and Heleket's limits."""
+
+    def __init__(self, pool: asyncpg.Pool, client: HeleketClient | None, config: Config) -> None:
+        self.pool = pool
+        self.client = client
+        self.config = config
+        self._limits: tuple[float, TopUpLimits] | None = None
+
+    async def limits(self) -> TopUpLimits:
+        """The configured range, narrowed to what Heleket's coins accept (remembered 10 minutes)."""
+        shop = self.config.shop
+        configured = TopUpLimits(shop.min_topup, shop.max_topup)
+        if self.client is None:
+            return configured
+        if self._limits and time.monotonic() - self._limits[0] < LIMITS_CACHE_SECONDS:
+            return self._limits[1]
+        try:
+            limits = await self._heleket_limits(configured)
+        except HeleketError as exc:
+            log.warning("Heleket's limits are unavailable (%s); using the configured ones", exc)
+            return configured
+        self._limits = (time.monotonic(), limits)
+        return limits
+
+    async def _heleket_limits(self, configured: TopUpLimits) -> TopUpLimits:
+        assert self.client is not None
+        wanted = {option.currency for option in currency_options(self.config.heleket.currencies) or []}
+        services = [s for s in await self.client.services()
+                    if s.is_available and (not wanted or s.currency.upper() in wanted)]
+        minimums, maximums = [], []
+        for coin in sorted({s.currency.upper() for s in services}):
+            course = await self._course(coin)
+            if course is None:
+                continue
+            for service in (s for s in services if s.currency.upper() == coin):
+                minimums.append(service.limit.min_amount * course)
+                maximums.append(service.limit.max_amount * course)
+        if not minimums:
+            return configured
+        return TopUpLimits(max(configured.minimum, min(minimums).quantize(CENT)),
+                           min(configured.maximum, max(maximums).quantize(CENT)))
+
+    async def _course(self, coin: str) -> Decimal | None:
+        currency = self.config.shop.currency
+        if coin == currency:
+            return Decimal(1)
+        assert self.client is not None
+        for rate in await self.client.exchange_rates(coin):
+            if rate.to.upper() == currency:
+                return rate.course
+        return None
+
+    async def create(self, user_id: int, amount: Decimal) -> TopUpInvoice:
+        """A payable invoice for `amount` in the shop currency, or TopUpRefused saying why not."""
+        if self.client is None or not self.config.web.public_url:
+            raise TopUpRefused("not_configured", "top-ups are not set up on this shop yet")
+        amount = amount.quantize(CENT)
+        limits = await self.limits()
+        if amount < limits.minimum:
+            raise TopUpRefused("too_small", f"the smallest top-up is {limits.minimum} {self.config.shop.currency}")
+        if amount > limits.maximum:
+            raise TopUpRefused("too_large", f"the largest top-up is {limits.maximum} {self.config.shop.currency}")
+        heleket = self.config.heleket
+        row = await queries.invoices.create_invoice(self.pool, user_id, amount, self.config.shop.currency,
+                                                    secrets.token_hex(4), heleket.lifetime)
+        try:
+            invoice = await self.client.create_invoice(
+                amount=amount, currency=row["currency"], order_id=row["order_id"],
+                url_callback=self.config.web.public_url.rstrip("/") + "/webhook/heleket",
+                lifetime=heleket.lifetime, currencies=currency_options(heleket.currencies),
+            )
+        except HeleketError as exc:
+            if not exc.temporary:
+                await queries.invoices.mark_invoice_failed(self.pool, row["id"], str(exc))
+            raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
+        expires = datetime.fromtimestamp(invoice.expired_at, UTC) if invoice.expired_at else None
+        stored = await queries.invoices.record_heleket_invoice(
+            self.pool, row["id"], invoice.uuid, invoice.url, invoice.status, expires)
+        return TopUpInvoice(stored["id"], stored["order_id"], stored["amount"], stored["currency"],
+                            stored["url"] or "", stored["expires_at"])
