@@ -37,6 +37,12 @@ def test_shipped_file_is_valid_and_documents_every_key() -> None:
         assert f"\n{key} = " in shipped, f"shopbot.toml does not document {key}"
 
 
+def test_the_printed_configuration_is_itself_a_valid_configuration(tmp_path: Path) -> None:
+    config = load_config(ROOT / "shopbot.toml", {"SHOPBOT_TELEGRAM__ADMIN_IDS": "1,2"})
+    printed = write(tmp_path, render_config(config))
+    assert load_config(printed, {}) == config
+
+
 def test_empty_file_gives_safe_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), {})
     assert config.web.host == "127.0.0.1"

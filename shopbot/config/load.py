@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from shopbot.config.schema import Config
+from shopbot.config.schema import PREMIUM_MONTHS, Config
 from shopbot.config.secret import Secret, decode_hook
 from shopbot.errors import ConfigError
 
@@ -204,6 +204,17 @@ def check_consistency(config: Config) -> list[str]:
         value = getattr(config.shop, key)
         if not value.is_finite() or value <= 0:
             problems.append(f"shop.{key}: must be a positive amount")
+    if not config.shop.star_price.is_finite() or config.shop.star_price <= 0:
+        problems.append("shop.star_price: must be a positive amount")
+    if set(config.shop.premium_prices) != set(PREMIUM_MONTHS):
+        problems.append('shop.premium_prices: must give a price for exactly "3", "6" and "12" months')
+    for months, price in config.shop.premium_prices.items():
+        if not price.is_finite() or price <= 0:
+            problems.append(f"shop.premium_prices.{months}: must be a positive amount")
+    if config.shop.min_stars > config.shop.max_stars:
+        problems.append("shop.min_stars: must not exceed shop.max_stars")
+    if not config.fragment.low_balance_ton.is_finite() or config.fragment.low_balance_ton < 0:
+        problems.append("fragment.low_balance_ton: must be zero or more")
     if config.shop.min_topup > config.shop.max_topup:
         problems.append("shop.min_topup: must not exceed shop.max_topup")
     if config.web.public_url and not config.web.public_url.startswith(("http://", "https://")):

@@ -59,10 +59,19 @@ class WebConfig(Section):
     trusted_proxies: tuple[str, ...] = ()
 
 
+PREMIUM_MONTHS = ("3", "6", "12")
+
+
 class ShopConfig(Section):
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3,5}$")] = "USD"
-    min_topup: Decimal = Decimal("1.00")  # positive: checked in load.check_consistency
+    # Amounts are positive: checked in load.check_consistency (msgspec cannot bound a Decimal).
+    min_topup: Decimal = Decimal("1.00")
     max_topup: Decimal = Decimal("1000.00")
+    star_price: Decimal = Decimal("0.02")
+    min_stars: Annotated[int, msgspec.Meta(ge=50)] = 50
+    max_stars: Annotated[int, msgspec.Meta(ge=50, le=1_000_000)] = 1_000_000
+    premium_prices: dict[str, Decimal] = msgspec.field(
+        default_factory=lambda: {"3": Decimal("14.99"), "6": Decimal("19.99"), "12": Decimal("35.99")})
 
 
 class LogConfig(Section):
@@ -104,6 +113,13 @@ class FragmentConfig(Section):
     cookies_file: str = ""
     max_ton_per_order: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     max_fee_percent: Annotated[float, msgspec.Meta(ge=0, le=5)] = 5.0
+    request_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 60.0
+    low_balance_ton: Decimal = Decimal("5")
+    wallet_check_seconds: Annotated[float, msgspec.Meta(ge=10)] = 300.0
+    cookie_refresh_interval: Annotated[float, msgspec.Meta(ge=60)] = 3600.0
+    login_url: str = "https://fragment.com"
+    browser_profile_dir: str = "./var/fragment-browser"
+    chromium_path: str = ""
 
 
 class RateLimitConfig(Section):

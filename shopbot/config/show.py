@@ -10,6 +10,14 @@ from shopbot.config.secret import encode_hook
 _encoder = msgspec.json.Encoder(enc_hook=encode_hook)
 
 
+def toml_value(value: object) -> str:
+    """JSON scalars and arrays are valid TOML values, escapes included; tables are written inline."""
+    if isinstance(value, dict):
+        items = ", ".join(f"{_encoder.encode(str(k)).decode()} = {toml_value(v)}" for k, v in value.items())
+        return f"{{ {items} }}"
+    return _encoder.encode(value).decode()
+
+
 def render_config(config: Config) -> str:
     """The configuration as `shopbot.toml` text; a secret shows only whether it is set."""
     lines: list[str] = []
@@ -18,7 +26,6 @@ def render_config(config: Config) -> str:
         table = getattr(config, section.name)
         for field in msgspec.structs.fields(table):
             value = getattr(table, field.name)
-            # JSON scalars and arrays are valid TOML values, escapes included.
-            lines.append(f"{field.name} = {_encoder.encode(value).decode()}")
+            lines.append(f"{field.name} = {toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
