@@ -34,6 +34,7 @@ from shopbot.db.migrate import apply_migrations
 from shopbot.db.pool import open_pool
 from shopbot.db.queries import queries
 from shopbot.db.server import open_database_server
+from shopbot.fulfilment.assemble import Fulfilment, assemble_fulfilment
 from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
@@ -66,6 +67,7 @@ class RunningShop:
     ledger: Ledger
     topups: TopUps
     reconciler: Reconciler | None
+    fulfilment: Fulfilment
 
 
 @contextlib.asynccontextmanager
@@ -116,7 +118,13 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
             reconciler = Reconciler(pool, heleket, settlement, lifecycle, metrics,
                                     poll_seconds=config.heleket.poll_seconds)
 
+        fulfilment = assemble_fulfilment(config, pool, ledger, bot, heleket, lifecycle, metrics)
+
         health = HealthChecks(lifecycle)
+        health.circuits["fragment"] = lambda: fulfilment.breaker.state
+        if fulfilment.wallet is not None:
+            wallet = fulfilment.wallet
+            health.facts["wallet_ton"] = lambda: None if wallet.balance is None else f"{wallet.balance:.4f}"
         health.checks["database"] = partial(queries.health.ping, pool)
         health.checks["telegram"] = telegram_check(bot)
         if redis is not None:
@@ -134,11 +142,14 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
             await supervisor.start("poller", poller.run)
             if reconciler is not None:
                 await supervisor.start("reconciler", reconciler.run)
+            if fulfilment.worker is not None and fulfilment.wallet is not None:
+                await supervisor.start("orders", fulfilment.worker.run)
+                await supervisor.start("wallet", fulfilment.wallet.run)
             lifecycle.ready = True
             metrics.ready.set(1)
             log.info("shop ready: web on http://%s:%d", config.web.host, web_port)
             task_status.started(RunningShop(config, lifecycle, metrics, pool, bot, supervisor, web_port, ledger,
-                                            topups, reconciler))
+                                            topups, reconciler, fulfilment))
             await lifecycle.stopping.wait()
             metrics.ready.set(0)
             # Services drain on their own; whatever still runs at the grace deadline is cancelled.

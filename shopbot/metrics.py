@@ -22,6 +22,10 @@ class Metrics:
         self.errors = Counter("telegram_bot_errors", "Errors by kind.", ["kind"], registry=r)
         self.payments = Counter("telegram_bot_payments", "Payment status updates by outcome.", ["status"],
                                 registry=r)
+        self.orders = Counter("shopbot_orders", "Orders finished, by outcome.", ["state"], registry=r)
+        self.wallet_balance = Gauge("shopbot_wallet_balance_ton", "The Fragment wallet's balance in TON.", registry=r)
+        self.circuit_open = Gauge("shopbot_circuit_open", "1 while a service's circuit is open.", ["service"],
+                                  registry=r)
         self.ready = Gauge("shopbot_ready", "1 while the shop is ready to serve.", registry=r)
 
     def render(self) -> bytes:

@@ -33,6 +33,7 @@ class Readiness(msgspec.Struct):
     ready: bool
     checks: dict[str, CheckResult]
     circuits: dict[str, str]
+    facts: dict[str, str]
 
 
 _encoder = msgspec.json.Encoder()
@@ -45,6 +46,7 @@ class HealthChecks:
     lifecycle: Lifecycle
     checks: dict[str, Check] = field(default_factory=dict)
     circuits: dict[str, Callable[[], str]] = field(default_factory=dict)
+    facts: dict[str, Callable[[], str | None]] = field(default_factory=dict)
 
     async def run_check(self, check: Check) -> CheckResult:
         started = time.perf_counter()
@@ -69,7 +71,8 @@ class HealthChecks:
         ready = self.lifecycle.ready and all(r.ok for r in results.values())
         status = "ok" if ready else ("stopping" if self.lifecycle.stopping.is_set() else "unavailable")
         circuits = {name: state() for name, state in self.circuits.items()}
-        return Readiness(status, ready, dict(sorted(results.items())), circuits)
+        facts = {name: value for name, read in self.facts.items() if (value := read()) is not None}
+        return Readiness(status, ready, dict(sorted(results.items())), circuits, facts)
 
 
 async def liveness(_: Request) -> Response:

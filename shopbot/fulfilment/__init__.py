@@ -1,0 +1,1 @@
+"""Fulfilment: buying Stars and Premium on Fragment for the shop's orders."""

@@ -1,0 +1,80 @@
+"""Putting fulfilment together from the configuration: the client, the worker, the wallet watch."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+from aiogram import Bot
+
+from shopbot.bot.notices import OrderNotices, admin_alert
+from shopbot.config.schema import Config
+from shopbot.fulfilment.fragment import FragmentClient
+from shopbot.fulfilment.orders import Orders
+from shopbot.fulfilment.products import Shopfront
+from shopbot.fulfilment.wallet import WalletWatch
+from shopbot.fulfilment.worker import OrderWorker
+from shopbot.guard.circuit import CircuitBreaker
+from shopbot.ledger import Ledger
+from shopbot.lifecycle import Lifecycle
+from shopbot.metrics import Metrics
+from shopbot.payments.heleket import HeleketClient, HeleketError
+
+log = logging.getLogger(__name__)
+RATE_CACHE_SECONDS = 600.0
+
+
+@dataclass
+class Fulfilment:
+    """Everything that sells: present even when selling is off (then without client and worker)."""
+
+    orders: Orders
+    shopfront: Shopfront
+    breaker: CircuitBreaker
+    client: FragmentClient | None
+    worker: OrderWorker | None
+    wallet: WalletWatch | None
+
+
+def ton_rate(heleket: HeleketClient | None, currency: str) -> Callable[[], Awaitable[Decimal | None]]:
+    """TON's price in the shop currency from Heleket's rates (remembered 10 minutes), for the ledger's
+    record of what an order cost; None when no rate is known."""
+    cached: list[tuple[float, Decimal | None]] = []
+
+    async def rate() -> Decimal | None:
+        if cached and time.monotonic() - cached[0][0] < RATE_CACHE_SECONDS:
+            return cached[0][1]
+        value = None
+        if heleket is not None:
+            try:
+                value = next((r.course for r in await heleket.exchange_rates("TON") if r.to.upper() == currency), None)
+            except HeleketError as exc:
+                log.warning("TON rate unavailable: %s", exc)
+        cached[:] = [(time.monotonic(), value)]
+        return value
+
+    return rate
+
+
+def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot: Bot, heleket: HeleketClient | None,
+                        lifecycle: Lifecycle, metrics: Metrics) -> Fulfilment:
+    orders = Orders(pool, ledger)
+    breaker = CircuitBreaker("fragment", config.circuit_breaker)
+    fragment = config.fragment
+    client = None
+    if fragment.seed_phrase and fragment.max_ton_per_order > 0:
+        client = FragmentClient(fragment)
+    else:
+        log.warning("Fragment is not configured ([fragment] seed_phrase, max_ton_per_order): selling is off")
+    shopfront = Shopfront(config.shop, client, orders, ledger)
+    if client is None:
+        return Fulfilment(orders, shopfront, breaker, None, None, None)
+    worker = OrderWorker(pool, orders, client, breaker, lifecycle, metrics, OrderNotices(bot),
+                         ton_rate=ton_rate(heleket, config.shop.currency))
+    wallet = WalletWatch(client, lifecycle, metrics, admin_alert(bot, config.telegram.admin_ids),
+                         low=fragment.low_balance_ton, interval=fragment.wallet_check_seconds)
+    return Fulfilment(orders, shopfront, breaker, client, worker, wallet)

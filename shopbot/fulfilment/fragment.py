@@ -1,0 +1,174 @@
+"""The Fragment service through fragment-api-lib's v3 client, which keeps the seed on this machine.
+
+The library is synchronous (requests, and sleeps inside its retry loops), so every call runs in a
+worker thread with a finite deadline. Its errors are sorted by what they mean for an order:
+- definite: nothing was or will be paid (a refund is safe);
+- transient: try again later, nothing was paid;
+- ambiguous: a payment may have left the wallet (verify; never refund or re-sign blindly).
+On a 401 the client authenticates once more and repeats the call (the library does not).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+import anyio
+from fragment_api_lib.exceptions import FragmentAPIError
+from fragment_api_lib.v3 import FragmentAPIv3
+
+from shopbot.config.schema import FragmentConfig
+from shopbot.config.secret import Secret
+from shopbot.errors import ShopbotError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Kind = Literal["definite", "transient", "ambiguous"]
+NANO = Decimal(10) ** 9
+# The library's own rule for usernames (its echo check refuses anything else).
+USERNAME = re.compile(r"(?:^https?://t\.me/|^@|^)([a-zA-Z0-9_]{5,32})/?$")
+
+DEFINITE = {"UNTRUSTED_PAYMENT", "INSUFFICIENT_BALANCE", "ORDER_EXPIRED", "USER_NOT_FOUND", "RECIPIENT_NOT_FOUND"}
+AMBIGUOUS_AT_SUBMIT = {"SUBMIT_OUTCOME_UNKNOWN", "TRANSFER_AMBIGUOUS", "INVALID_SIGNED_MESSAGE", "TRANSFER_FAILED",
+                       "TRANSFER_NOT_SENT", "TON_SERVICE_UNAVAILABLE", "NETWORK_ERROR"}
+# A library sleeping through its six submit retries needs about 42 s plus the requests themselves.
+SUBMIT_RETRY_SECONDS = 42.0
+
+
+class FragmentFailure(ShopbotError):
+    """A Fragment call failed; `kind` says what that means for the money."""
+
+    def __init__(self, kind: Kind, code: str | None, message: str, status: int | None = None) -> None:
+        self.kind = kind
+        self.code = code
+        self.status = status
+        super().__init__(f"Fragment service: {message}" + (f" ({code})" if code else ""))
+
+
+class BadRecipient(ShopbotError):
+    """A username the library would refuse; the message is for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    username: str
+    name: str
+
+
+def normalize_username(text: str) -> str:
+    """`name`, `@name` or `https://t.me/name` (5-32 letters, digits, _) to `name`, else BadRecipient."""
+    match = USERNAME.match(text.strip())
+    if not match:
+        raise BadRecipient("a Telegram username has 5 to 32 letters, digits or underscores, like @durov")
+    return match.group(1)
+
+
+def classify(exc: FragmentAPIError, *, submitting: bool) -> FragmentFailure:
+    """Sort a library error by what it means for the money."""
+    code = getattr(exc, "error_code", None)
+    status = getattr(exc, "status", None)
+    message = str(exc).splitlines()[0][:200]
+    if submitting and (code in AMBIGUOUS_AT_SUBMIT or code is None or (status or 0) >= 500):
+        if code not in DEFINITE:
+            return FragmentFailure("ambiguous", code, message, status)
+    if code in DEFINITE:
+        return FragmentFailure("definite", code, message, status)
+    if code == "NOTHING_TO_PAY":
+        return FragmentFailure("ambiguous", code, message, status)
+    return FragmentFailure("transient", code, message, status)
+
+
+class FragmentClient:
+    """One FragmentAPIv3 per wallet; rebuilt when the cookies change."""
+
+    def __init__(self, config: FragmentConfig, cookies: Secret | None = None) -> None:
+        if not config.seed_phrase:
+            raise ShopbotError("fragment.seed_phrase: required to sell (or fragment.seed_phrase_file)")
+        if config.max_ton_per_order <= 0:
+            raise ShopbotError("fragment.max_ton_per_order: required to sell; nothing is signed without a cap")
+        self.config = config
+        self._lock = threading.Lock()  # one thread at a time touches the library's session
+        try:
+            self._api = self._build(cookies if cookies else (config.cookies or None))
+        except ValueError as exc:  # never echo the seed: the library's message does not, and nor do we
+            raise ShopbotError(f"fragment: cannot use the configured wallet ({exc.__class__.__name__}: "
+                               "check seed_phrase and wallet_type)") from None
+
+    def _build(self, cookies: Secret | None) -> FragmentAPIv3:
+        trust = {"max_ton_per_order": self.config.max_ton_per_order, "max_fee_percent": self.config.max_fee_percent}
+        return FragmentAPIv3(
+            self.config.seed_phrase.reveal(), wallet_type=self.config.wallet_type,
+            fragment_cookies=cookies.reveal() if cookies else None, base_url=self.config.base_url.rstrip("/"),
+            trust=trust, timeout=self.config.request_timeout,
+        )
+
+    @property
+    def address(self) -> str:
+        return str(self._api.address)
+
+    def use_cookies(self, cookies: Secret) -> None:
+        """Fresh cookies from the refresher: the next call authenticates with them."""
+        self._api = self._build(cookies)
+
+    async def _call(self, fn: Callable[[], T], *, submitting: bool = False) -> T:
+        deadline = self.config.request_timeout * (8 if submitting else 3) + (SUBMIT_RETRY_SECONDS if submitting else 0)
+
+        def locked() -> T:
+            with self._lock:
+                try:
+                    return fn()
+                except FragmentAPIError as exc:
+                    if getattr(exc, "status", None) != 401:
+                        raise
+                    self._api.auth()  # the key expired; the library does not re-authenticate itself
+                    return fn()
+
+        try:
+            with anyio.fail_after(deadline):
+                return await anyio.to_thread.run_sync(locked, abandon_on_cancel=True)
+        except FragmentAPIError as exc:
+            raise classify(exc, submitting=submitting) from None
+        except TimeoutError:
+            kind: Kind = "ambiguous" if submitting else "transient"
+            raise FragmentFailure(kind, "TIMEOUT", f"no answer within {deadline:.0f} s") from None
+        except ValueError as exc:  # the library's own refusals (bad mnemonic, base URL, ...)
+            raise FragmentFailure("transient", None, str(exc)) from None
+
+    async def user_info(self, username: str) -> Recipient | None:
+        """Who the username belongs to, as Fragment sees it; None when nobody has it."""
+        name = normalize_username(username)
+        data: dict[str, Any] = await self._call(lambda: self._api.user_info(name))
+        if not data.get("found"):
+            return None
+        return Recipient(str(data.get("username") or name), str(data.get("name") or name))
+
+    async def create_order(self, product: str, username: str, amount: int, key: str) -> dict[str, Any]:
+        kyc = self.config.kyc
+        return await self._call(lambda: self._api.create_order(product, username, amount, kyc=kyc,
+                                                               idempotency_key=key))
+
+    async def prepare(self, created: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(lambda: self._api.prepare([created]))
+
+    async def submit(self, prepared: dict[str, Any], created: dict[str, Any] | None) -> dict[str, Any]:
+        return await self._call(lambda: self._api.submit(prepared, created), submitting=True)
+
+    async def get_order(self, order_id: str) -> dict[str, Any]:
+        return await self._call(lambda: self._api.get_order(order_id))
+
+    async def wallet_info(self) -> dict[str, Any]:
+        return await self._call(self._api.wallet_info)
+
+
+def payment_cost_ton(created: dict[str, Any]) -> Decimal | None:
+    """The TON a created order's payment legs add up to."""
+    payment = created.get("payment") or {}
+    messages = payment.get("messages") or []
+    if not messages:
+        return None
+    return sum((Decimal(str(m["amount"])) for m in messages), Decimal(0)) / NANO

@@ -1,0 +1,89 @@
+"""What the shop sells, at what price, and the checks before a user's money is held."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from shopbot.config.schema import ShopConfig
+from shopbot.errors import ShopbotError
+from shopbot.fulfilment.fragment import BadRecipient, FragmentClient, FragmentFailure, normalize_username
+from shopbot.fulfilment.orders import Order, Orders
+from shopbot.ledger import InsufficientFunds, Ledger
+
+PRODUCTS = ("stars", "premium")
+PREMIUM_MONTHS = (3, 6, 12)
+
+
+class OrderRefused(ShopbotError):
+    """The order cannot be placed as asked; `reason` is stable, the message is for the user.
+    `shortfall` is set when the balance does not cover the price."""
+
+    def __init__(self, reason: str, message: str, shortfall: Decimal | None = None) -> None:
+        self.reason = reason
+        self.shortfall = shortfall
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A priced order for a recipient Fragment has confirmed: what the confirmation screen shows."""
+
+    product: str
+    quantity: int
+    recipient: str
+    recipient_name: str
+    price: Decimal
+    currency: str
+
+
+class Shopfront:
+    """Prices, limits, recipient lookup, and placing an order."""
+
+    def __init__(self, config: ShopConfig, client: FragmentClient | None, orders: Orders, ledger: Ledger) -> None:
+        self.config = config
+        self.client = client
+        self.orders = orders
+        self.ledger = ledger
+
+    def price(self, product: str, quantity: int) -> Decimal:
+        """The price in the shop currency; raises OrderRefused for what the shop does not sell."""
+        if product == "stars":
+            if not self.config.min_stars <= quantity <= self.config.max_stars:
+                raise OrderRefused("bad_quantity",
+                                   f"Stars come in {self.config.min_stars} to {self.config.max_stars} per order")
+            return (self.config.star_price * quantity).quantize(Decimal("0.01"))
+        if product == "premium":
+            if quantity not in PREMIUM_MONTHS:
+                raise OrderRefused("bad_quantity", "Premium is sold for 3, 6 or 12 months")
+            return self.config.premium_prices[str(quantity)]
+        raise OrderRefused("bad_product", f"the shop sells {' and '.join(PRODUCTS)}")
+
+    async def quote(self, product: str, quantity: int, username: str) -> Quote:
+        """Price the order and look the recipient up on Fragment before any money is touched."""
+        price = self.price(product, quantity)
+        if self.client is None:
+            raise OrderRefused("not_configured", "this shop is not selling yet")
+        try:
+            recipient = await self.client.user_info(normalize_username(username))
+        except BadRecipient as exc:
+            raise OrderRefused("bad_username", str(exc)) from None
+        except FragmentFailure as exc:
+            raise OrderRefused("unavailable", "Fragment cannot be reached right now; please try again soon") from exc
+        if recipient is None:
+            raise OrderRefused("recipient_not_found", f"Fragment knows no Telegram user @{normalize_username(username)}")
+        return Quote(product, quantity, recipient.username, recipient.name, price, self.config.currency)
+
+    async def place(self, user_id: int, quote: Quote) -> Order:
+        """Hold the price and queue the order; the exact shortfall when the balance does not cover it."""
+        try:
+            return await self.orders.place(user_id=user_id, product=quote.product, quantity=quote.quantity,
+                                           recipient=quote.recipient, recipient_name=quote.recipient_name,
+                                           price=quote.price, currency=quote.currency)
+        except InsufficientFunds:
+            available = (await self.ledger.balance(user_id)).available
+            shortfall = quote.price - available
+            raise OrderRefused("insufficient_funds",
+                               f"your balance is {available:.2f} {quote.currency}; "
+                               f"top up {shortfall:.2f} {quote.currency} more",
+                               shortfall=shortfall) from None

@@ -1,0 +1,1 @@
+"""Guards shared by the bot, the web server and the workers: circuit breakers (and, later, limits)."""
