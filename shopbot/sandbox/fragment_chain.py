@@ -1,0 +1,222 @@
+"""The emulated chain under the Fragment emulator: wallets, what a wallet accepts, and the service relaying
+a signed payment onto it (POST /v3/orders/submit), including the outcomes tests plan for it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from fragment_api_lib.v3.address import Address
+
+from shopbot.sandbox.fragment_auth import Session
+from shopbot.sandbox.fragment_orders import Leg, OrderState, Settlement, ensure_payable
+from shopbot.sandbox.fragment_ton import (
+    MAX_MESSAGES, InvalidExternal, OutMessage, SignedExternal, WalletOrder, comment_of, expected_wallet_id,
+    read_external, read_wallet_order, signature_valid,
+)
+from shopbot.sandbox.fragment_wire import FAILED, PROCESSING, SUCCESS, ApiFailure
+
+SEND_MODE = 3  # pay fees separately + ignore errors: what every wallet app signs, and the library too
+
+
+@dataclass
+class WalletState:
+    """One wallet contract: balance in nanotons, seqno, and whether its code is deployed yet."""
+
+    address: Address
+    balance: int = 0
+    seqno: int = 0
+    deployed: bool = False
+
+    @property
+    def state(self) -> str:
+        return "active" if self.deployed else "uninit"
+
+
+class PaidLeg(msgspec.Struct, frozen=True, kw_only=True):
+    role: str
+    address: str
+    amount_nano: int
+    comment: str | None
+
+
+class FragmentPayment(msgspec.Struct, frozen=True, kw_only=True):
+    """A payment the emulated chain applied: money left the wallet (and came back if `refunded`)."""
+
+    wallet: str  # friendly, non-bounceable
+    order_ids: tuple[str, ...]
+    amount_nano: int
+    seqno: int  # the seqno it was signed for
+    message_hash: str  # hex hash of the submitted external BoC's root cell
+    normalized_hash: str  # equals prepare()["normalized_hash"]
+    transaction_hash: str
+    deployed_wallet: bool  # it carried the state_init that deployed the wallet
+    legs: tuple[PaidLeg, ...]
+    outcome: str  # "success" | "processing" (ambiguous, not settled yet) | "refunded"
+    time: float
+
+
+def invalid(reason: str) -> ApiFailure:
+    """INVALID_SIGNED_MESSAGE: nothing was sent and the orders stay payable."""
+    return ApiFailure("INVALID_SIGNED_MESSAGE", f"The signed message can not be accepted: {reason}",
+                      reason=reason, released=0)
+
+
+def check_transfer(external: SignedExternal, session: Session, wallet: WalletState, states: list[OrderState],
+                   now: float) -> WalletOrder:
+    """What the wallet contract and the service check before relaying: the wallet, its deployment, the
+    signature, wallet id and seqno, the expiry, and that the messages are exactly the orders' legs."""
+    if external.destination != wallet.address:
+        raise invalid("the message is for another wallet than the one signed in")
+    if external.state_init is not None and external.state_init.hash() != wallet.address.hash:
+        raise invalid("the state_init is not this wallet's")
+    if not wallet.deployed and external.state_init is None:
+        raise invalid("the wallet is not deployed yet: its first message must carry the state_init")
+    try:
+        order = read_wallet_order(session.wallet_type, external.body)
+    except InvalidExternal as error:
+        raise invalid(str(error)) from None
+    if not signature_valid(session.public_key, order.signed_hash, order.signature):
+        raise invalid("the signature does not verify with the wallet's public key")
+    if order.wallet_id != expected_wallet_id(session.wallet_type):
+        raise invalid(f"wallet id {order.wallet_id} is not this {session.wallet_type} wallet's")
+    if order.seqno != wallet.seqno:
+        raise invalid(f"signed for seqno {order.seqno} but the wallet is at {wallet.seqno}")
+    if order.valid_until <= now:
+        # The wallet would refuse it, so it can never land: a re-signature with the same seqno is safe.
+        raise ApiFailure("TRANSFER_NOT_SENT", f"the signed message expired at {order.valid_until}", resign=True,
+                         reason="expired", released=len(states))
+    if len(order.messages) > MAX_MESSAGES[session.wallet_type]:
+        raise invalid(f"{len(order.messages)} messages are more than a {session.wallet_type} wallet sends")
+    legs = [leg for state in states for leg in state.legs]
+    if len(order.messages) != len(legs) or not all(map(_same, order.messages, legs)):
+        raise invalid("the messages are not the orders' payment")
+    return order
+
+
+def _same(message: OutMessage, leg: Leg) -> bool:
+    return (message.destination == leg.address and message.bounce == leg.address.bounceable
+            and message.amount == leg.amount and message.body.hash() == leg.payload.hash()
+            and message.mode == SEND_MODE)
+
+
+def transaction_hash(external: SignedExternal, seqno: int) -> str:
+    """A stand-in for the on-chain transaction hash: unique per applied external."""
+    return hashlib.sha256(f"emulated-tx:{external.normalized_hash}:{seqno}".encode()).hexdigest()
+
+
+def record_payment(wallet: WalletState, external: SignedExternal, order: WalletOrder, states: list[OrderState],
+                   txid: str, outcome: str, now: float) -> FragmentPayment:
+    legs = tuple(PaidLeg(role=leg.role, address=leg.address.to_friendly(bounceable=False), amount_nano=leg.amount,
+                         comment=comment_of(leg.payload)) for state in states for leg in state.legs)
+    return FragmentPayment(
+        wallet=wallet.address.to_friendly(bounceable=False), order_ids=tuple(s.order.id for s in states),
+        amount_nano=sum(m.amount for m in order.messages), seqno=order.seqno, message_hash=external.message_hash,
+        normalized_hash=external.normalized_hash, transaction_hash=txid, deployed_wallet=not wallet.deployed,
+        legs=legs, outcome=outcome, time=now)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A planned end for the next payment that passes every check."""
+
+    code: str  # "TRANSFER_FAILED" | "TRANSFER_AMBIGUOUS"
+    settle: str = SUCCESS  # TRANSFER_AMBIGUOUS only: how its orders end
+    after: float | None = None  # TRANSFER_AMBIGUOUS only: seconds until they end by themselves; None: settle()
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """An external the chain already took: its orders and its transaction."""
+
+    order_ids: tuple[str, ...]
+    transaction_hash: str
+
+
+@dataclass
+class Chain:
+    """Wallets and the payments applied to them; `orders` is the order book's own dict, shared."""
+
+    orders: Mapping[str, OrderState]
+    wallets: dict[str, WalletState] = field(default_factory=dict)
+    payments: list[FragmentPayment] = field(default_factory=list)
+    outcomes: deque[Outcome] = field(default_factory=deque)
+    _applied: dict[str, _Applied] = field(default_factory=dict, init=False)  # by normalized hash
+
+    def wallet(self, address: Address) -> WalletState:
+        raw = address.to_raw()
+        return self.wallets.setdefault(raw, WalletState(Address.parse(raw)))
+
+    def submit(self, session: Session, states: list[OrderState], boc: str, now: float) -> dict[str, Any]:
+        """Relay a signed payment for these orders: the success answer, or an ApiFailure."""
+        try:
+            external = read_external(boc)
+        except InvalidExternal as error:
+            raise invalid(str(error)) from None
+        applied = self._applied.get(external.normalized_hash)
+        if applied is not None:
+            return _replayed(applied, states)
+        ensure_payable(states, now)
+        wallet = self.wallet(session.wallet)
+        signed = check_transfer(external, session, wallet, states, now)
+        total = sum(message.amount for message in signed.messages)
+        if total > wallet.balance:
+            raise ApiFailure("INSUFFICIENT_BALANCE", reason=f"the wallet has {wallet.balance} nanotons, the "
+                             f"payment needs {total}", released=len(states))
+        outcome = self.outcomes.popleft() if self.outcomes else None
+        txid = transaction_hash(external, signed.seqno)
+        self._applied[external.normalized_hash] = _Applied(tuple(s.order.id for s in states), txid)
+        if outcome is not None and outcome.code == "TRANSFER_FAILED":
+            # The wallet took the external (seqno moves, a state_init deploys it); its messages bounced back.
+            wallet.seqno, wallet.deployed = wallet.seqno + 1, True
+            for state in states:
+                state.set_status(FAILED, now)
+            raise ApiFailure("TRANSFER_FAILED", reason="the messages bounced", released=0,
+                             orders=[state.order for state in states])
+        payment = record_payment(wallet, external, signed, states, txid, PROCESSING if outcome else SUCCESS, now)
+        self.payments.append(payment)
+        wallet.balance, wallet.seqno, wallet.deployed = wallet.balance - total, wallet.seqno + 1, True
+        for state in states:
+            state.payment_hash = external.normalized_hash
+        if outcome is not None:
+            due = None if outcome.after is None else now + outcome.after
+            for state in states:
+                state.set_status(PROCESSING, now)
+                state.settlement = Settlement(outcome.settle, due)
+            raise ApiFailure("TRANSFER_AMBIGUOUS", orders=[state.order for state in states])
+        for state in states:
+            state.set_status(SUCCESS, now, txid=txid)
+        return paid_answer(txid, states)
+
+    def settle(self, state: OrderState, outcome: str, now: float) -> None:
+        """End every order of this order's payment; "failed" sends the money back to the wallet."""
+        index, payment = next((i, p) for i, p in enumerate(self.payments) if state.order.id in p.order_ids)
+        for order_id in payment.order_ids:
+            covered = self.orders[order_id]
+            covered.settlement = None
+            covered.set_status(outcome, now, txid=payment.transaction_hash if outcome == SUCCESS else None)
+        if outcome != SUCCESS:
+            self.wallet(Address.parse(payment.wallet)).balance += payment.amount_nano
+        self.payments[index] = msgspec.structs.replace(payment, outcome=SUCCESS if outcome == SUCCESS else "refunded")
+
+
+def _replayed(applied: _Applied, states: list[OrderState]) -> dict[str, Any]:
+    """The same external again: the chain would drop it as a duplicate; answer with what it did."""
+    if tuple(state.order.id for state in states) != applied.order_ids:
+        raise invalid("this message already paid other orders")
+    statuses = {state.status for state in states}
+    if statuses == {SUCCESS}:
+        return {**paid_answer(applied.transaction_hash, states), "duplicate": True}
+    orders = [state.order for state in states]
+    if PROCESSING in statuses:
+        raise ApiFailure("TRANSFER_AMBIGUOUS", orders=orders)
+    raise ApiFailure("TRANSFER_FAILED", reason="the messages bounced", released=0, orders=orders)
+
+
+def paid_answer(txid: str, states: list[OrderState]) -> dict[str, Any]:
+    return {"success": True, "message": "Payment completed", "transaction_hash": txid,
+            "orders": [state.order for state in states]}
