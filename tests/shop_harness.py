@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from decimal import Decimal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,12 +13,15 @@ import httpx
 
 from shopbot.app import RunningShop, run_shop
 from shopbot.config.schema import (
-    Config, DatabaseConfig, HeleketConfig, ShutdownConfig, SupervisorConfig, TelegramConfig, WebConfig,
+    Config, DatabaseConfig, FragmentConfig, HeleketConfig, ShutdownConfig, SupervisorConfig, TelegramConfig,
+    WebConfig,
 )
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
+from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
 from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
+from shopbot.sandbox.wallet_seed import throwaway_mnemonic
 
 TOKEN = "7000000001:AAH-test-token-for-the-emulator"
 MERCHANT = "c26b80a8-9549-4a0c-9a4b-4b6a8a2b7c11"
@@ -31,6 +35,7 @@ class ShopUnderTest:
     http: httpx.AsyncClient
     exit_codes: list[int]
     heleket: HeleketEmulator | None = None
+    fragment: FragmentEmulator | None = None
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -69,9 +74,19 @@ def heleket_config(heleket_port: int, **keys: object) -> HeleketConfig:
     return HeleketConfig(**settings)  # type: ignore[arg-type]
 
 
+def fragment_config(fragment_port: int, **keys: object) -> FragmentConfig:
+    settings: dict[str, object] = dict(base_url=f"http://127.0.0.1:{fragment_port}",
+                                       seed_phrase=Secret(" ".join(throwaway_mnemonic())), wallet_type="v4r2",
+                                       kyc=False, max_ton_per_order=50.0, request_timeout=5.0,
+                                       low_balance_ton=Decimal("1"))
+    settings.update(keys)
+    return FragmentConfig(**settings)  # type: ignore[arg-type]
+
+
 @contextlib.asynccontextmanager
 async def running_shop(database_url: str, telegram: TelegramEmulator | None = None, *, heleket: bool = False,
-                       heleket_keys: dict[str, object] | None = None,
+                       heleket_keys: dict[str, object] | None = None, fragment: FragmentEmulator | None = None,
+                       fragment_keys: dict[str, object] | None = None,
                        **overrides: object) -> AsyncIterator[ShopUnderTest]:
     """The shop, up and ready; stopped gracefully on exit, and its exit code recorded. With heleket=True
     it talks to a Heleket emulator and receives its webhooks on a known port."""
@@ -87,6 +102,9 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
             overrides.setdefault("heleket", heleket_config(heleket_port, **(heleket_keys or {})))
             overrides.setdefault("web", WebConfig(host="127.0.0.1", port=web_port,
                                                   public_url=f"http://127.0.0.1:{web_port}"))
+        if fragment is not None:
+            fragment_port = await group.start(serve_fragment_emulator, fragment)
+            overrides.setdefault("fragment", fragment_config(fragment_port, **(fragment_keys or {})))
         lifecycle = Lifecycle()
 
         async def run(*, task_status: anyio.abc.TaskStatus[RunningShop]) -> None:
@@ -96,7 +114,7 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
         shop = await group.start(run)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{shop.web_port}") as http:
             try:
-                yield ShopUnderTest(shop, telegram, http, exit_codes, emulator)
+                yield ShopUnderTest(shop, telegram, http, exit_codes, emulator, fragment)
             finally:
                 lifecycle.request_stop("test over")
         with anyio.fail_after(10):

@@ -33,7 +33,9 @@ NANO = Decimal(10) ** 9
 # The library's own rule for usernames (its echo check refuses anything else).
 USERNAME = re.compile(r"(?:^https?://t\.me/|^@|^)([a-zA-Z0-9_]{5,32})/?$")
 
-DEFINITE = {"UNTRUSTED_PAYMENT", "INSUFFICIENT_BALANCE", "ORDER_EXPIRED", "USER_NOT_FOUND", "RECIPIENT_NOT_FOUND"}
+# Refusals that leave nothing paid: the service said no to the order itself, or the library refused to sign.
+DEFINITE = {"UNTRUSTED_PAYMENT", "INSUFFICIENT_BALANCE", "ORDER_EXPIRED", "USER_NOT_FOUND", "RECIPIENT_NOT_FOUND",
+            "INVALID_USERNAME", "PREMIUM_ACTIVE"}
 AMBIGUOUS_AT_SUBMIT = {"SUBMIT_OUTCOME_UNKNOWN", "TRANSFER_AMBIGUOUS", "INVALID_SIGNED_MESSAGE", "TRANSFER_FAILED",
                        "TRANSFER_NOT_SENT", "TON_SERVICE_UNAVAILABLE", "NETWORK_ERROR"}
 # A library sleeping through its six submit retries needs about 42 s plus the requests themselves.

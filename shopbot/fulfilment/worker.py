@@ -259,4 +259,6 @@ def refund_reason(failure: FragmentFailure) -> str:
         "UNTRUSTED_PAYMENT": "the payment Fragment asked for did not pass the shop's safety checks",
         "USER_NOT_FOUND": "Fragment could not find the recipient",
         "RECIPIENT_NOT_FOUND": "Fragment could not find the recipient",
+        "INVALID_USERNAME": "Fragment does not accept that username",
+        "PREMIUM_ACTIVE": "the recipient already has Telegram Premium",
     }.get(failure.code or "", "Fragment refused the order")
