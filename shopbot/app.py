@@ -34,7 +34,7 @@ from shopbot.db.migrate import apply_migrations
 from shopbot.db.pool import open_pool
 from shopbot.db.queries import queries
 from shopbot.db.server import open_database_server
-from shopbot.fulfilment.assemble import Fulfilment, assemble_fulfilment
+from shopbot.fulfilment.assemble import Fulfilment, assemble_fulfilment, open_cookie_refresher
 from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
@@ -119,6 +119,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
                                     poll_seconds=config.heleket.poll_seconds)
 
         fulfilment = assemble_fulfilment(config, pool, ledger, bot, heleket, lifecycle, metrics)
+        refresher = await open_cookie_refresher(config, pool, fulfilment, bot, lifecycle, metrics)
 
         health = HealthChecks(lifecycle)
         health.circuits["fragment"] = lambda: fulfilment.breaker.state
@@ -145,6 +146,8 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
             if fulfilment.worker is not None and fulfilment.wallet is not None:
                 await supervisor.start("orders", fulfilment.worker.run)
                 await supervisor.start("wallet", fulfilment.wallet.run)
+            if refresher is not None:
+                await supervisor.start("cookies", refresher.run)
             lifecycle.ready = True
             metrics.ready.set(1)
             log.info("shop ready: web on http://%s:%d", config.web.host, web_port)

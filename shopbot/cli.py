@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from functools import partial
@@ -42,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)
     ledger_commands.add_parser("verify", help="prove every movement balances and every cached balance matches "
                                               "its postings; non-zero exit on any difference")
+    fragment = commands.add_parser("fragment", help="the Fragment wallet and the login KYC purchases use")
+    fragment_commands = fragment.add_subparsers(dest="fragment_command", metavar="SUBCOMMAND", required=True)
+    fragment_commands.add_parser("check", help="pre-flight: configuration, wallet address and balance, cookies, "
+                                               "the service")
+    imported = fragment_commands.add_parser("import-cookies",
+                                            help="store cookies exported from a browser logged in to fragment.com")
+    imported.add_argument("file", nargs="?", type=Path, default=None,
+                          help="Cookie-Editor export (Header String, JSON or Netscape); default: paste it (not "
+                               "echoed) or pipe it in. Never pass cookies as an argument: ps would show them")
+    log_in = fragment_commands.add_parser("login", help="log the shop's browser profile in to Fragment; a person "
+                                                        "must confirm the login in Telegram")
+    log_in.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds to wait for the Telegram confirmation (default 300)")
+    log_in.add_argument("--headless", action="store_true", help="no window even when DISPLAY is set")
     sandbox = commands.add_parser("sandbox", help="try the whole shop locally against emulated services")
     sandbox.add_argument("--host", default="127.0.0.1", help="address of the shop's web server (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8080, help="port of the shop's web server (default 8080; 0 picks one)")
@@ -123,6 +138,31 @@ def command_ledger_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def command_fragment(args: argparse.Namespace) -> int:
+    config = load_for_running(args)
+    from shopbot.db.commands import fragment_check, fragment_import_cookies, fragment_login
+
+    if args.fragment_command == "check":
+        report = anyio.run(fragment_check, config, backend="asyncio")
+        print("\n".join(report.lines))
+        return 1 if report.problems else 0
+    if args.fragment_command == "import-cookies":
+        if args.file is not None:
+            try:
+                text = args.file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                return fail(f"{args.file}: cannot be read ({getattr(exc, 'strerror', None) or exc.__class__.__name__})")
+        elif sys.stdin.isatty():
+            text = getpass.getpass("Paste the fragment.com cookies (Header String), then Enter: ")
+        else:
+            text = sys.stdin.read()
+        print(anyio.run(fragment_import_cookies, config, text, backend="asyncio"))
+        return 0
+    headless = True if args.headless else None
+    print(anyio.run(partial(fragment_login, config, timeout=args.timeout, headless=headless), backend="asyncio"))
+    return 0
+
+
 def command_sandbox(args: argparse.Namespace) -> int:
     from shopbot.config.schema import LogConfig
 
@@ -156,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_migrate(args)
         if args.command == "ledger":
             return command_ledger_verify(args)
+        if args.command == "fragment":
+            return command_fragment(args)
         if args.command == "sandbox":
             return command_sandbox(args)
         return command_serve(args)

@@ -13,9 +13,12 @@ from aiogram import Bot
 
 from shopbot.bot.notices import OrderNotices, admin_alert
 from shopbot.config.schema import Config
+from shopbot.errors import ShopbotError
+from shopbot.fulfilment.cookies import CookieFormatError, CookieStore
 from shopbot.fulfilment.fragment import FragmentClient
 from shopbot.fulfilment.orders import Orders
 from shopbot.fulfilment.products import Shopfront
+from shopbot.fulfilment.refresher import CookieRefresher
 from shopbot.fulfilment.wallet import WalletWatch
 from shopbot.fulfilment.worker import OrderWorker
 from shopbot.guard.circuit import CircuitBreaker
@@ -78,3 +81,23 @@ def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot:
     wallet = WalletWatch(client, lifecycle, metrics, admin_alert(bot, config.telegram.admin_ids),
                          low=fragment.low_balance_ton, interval=fragment.wallet_check_seconds)
     return Fulfilment(orders, shopfront, breaker, client, worker, wallet)
+
+
+async def open_cookie_refresher(config: Config, pool: asyncpg.Pool, fulfilment: Fulfilment, bot: Bot,
+                                lifecycle: Lifecycle, metrics: Metrics) -> CookieRefresher | None:
+    """KYC mode: the client uses the newest stored cookies, and the refresher keeps them alive."""
+    if fulfilment.client is None or not config.fragment.kyc:
+        return None
+    store = CookieStore(pool)
+    if config.fragment.cookies:
+        try:
+            await store.adopt_config(config.fragment.cookies)
+        except CookieFormatError as exc:
+            raise ShopbotError(f"fragment.cookies: {exc}") from None
+    in_use = await store.current()
+    if in_use is not None:
+        fulfilment.client.use_cookies(in_use)
+    else:
+        log.warning("no Fragment cookies yet: run `shopbot fragment login` or `shopbot fragment import-cookies`")
+    return CookieRefresher(store, config.fragment, lifecycle, alert=admin_alert(bot, config.telegram.admin_ids),
+                           on_refreshed=fulfilment.client.use_cookies, in_use=in_use, metrics=metrics)
