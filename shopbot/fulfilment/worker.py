@@ -33,7 +33,6 @@ from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 300.0
 IDLE_POLL_SECONDS = 1.0
 VERIFY_DELAY = 5.0
 MAX_DELAY = 300.0
@@ -104,13 +103,19 @@ class OrderWorker:
         wallet = self.client.address
         await queries.orders.wallet_lock(lock_conn, wallet)
         try:
-            row = await queries.orders.claim_due_order(self.pool, LEASE_SECONDS)
+            row = await queries.orders.claim_due_order(self.pool)
             if row is None:
                 return False
             order = Order.from_row(row)
             # Shielded: once a payment is under way, a stop waits for its answer (within the grace period).
             with anyio.CancelScope(shield=True):
-                await self.process(order)
+                try:
+                    await self.process(order)
+                except (asyncpg.PostgresError, OSError, ValueError, KeyError, TypeError):
+                    # A bug or a database blip on one order must not stop every other order behind it.
+                    self.metrics.errors.labels("order_worker").inc()
+                    log.exception("order %s failed unexpectedly; trying it again later", order.id)
+                    await self.orders.retry_later(order, "unexpected error; see the log", backoff(order.attempts))
             return True
         finally:
             with anyio.CancelScope(shield=True):

@@ -12,8 +12,9 @@ UPDATE orders SET state = 'queued', updated_at = now() WHERE id = $1 AND state =
 SELECT * FROM orders WHERE id = $1;
 
 -- name: claim_due_order^
--- The next order due for work; SKIP LOCKED lets several workers share the queue. Its next attempt
--- is pushed out by a lease, so a worker that dies mid-order leaves it for a later pass.
+-- The next order due for work; SKIP LOCKED lets several workers share the queue. It is claimed
+-- under the wallet's advisory lock, so no other worker can be half-way through it: one that died
+-- released that lock with its connection, and its order is simply due again.
 WITH due AS (
     SELECT id FROM orders
     WHERE state IN ('queued', 'paying', 'verifying') AND next_attempt_at <= now()
@@ -21,8 +22,7 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
     LIMIT 1
 )
-UPDATE orders o SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $1),
-                    updated_at = now()
+UPDATE orders o SET attempts = o.attempts + 1, updated_at = now()
 FROM due WHERE o.id = due.id
 RETURNING o.*;
 
