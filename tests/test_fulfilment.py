@@ -9,6 +9,7 @@ import pytest
 
 from shopbot.config.schema import CircuitBreakerConfig
 from shopbot.fulfilment.products import OrderRefused
+from shopbot.fulfilment.wallet import WalletWatch
 from shopbot.ledger.verify import verify_ledger
 from shopbot.sandbox.fragment import FragmentEmulator
 from tests.fulfilment_helpers import funded_buyer, fund_wallet, movements_of, wait_final
@@ -150,3 +151,22 @@ async def test_fifty_users_ordering_at_once_are_each_paid_once_one_payment_at_a_
     assert sorted(p.seqno for p in payments) == list(range(50))  # one after another from one wallet
     assert all(len(shop.fragment.payments_for(str(o.fragment_order_id))) == 1 for o in finals)
     assert (await verify_ledger(shop.shop.pool)).ok
+
+
+async def test_the_wallet_watch_alerts_once_per_drop(shop: ShopUnderTest) -> None:
+    assert shop.fragment is not None and shop.shop.fulfilment.client is not None
+    alerts: list[str] = []
+
+    async def alert(text: str) -> None:
+        alerts.append(text)
+
+    client = shop.shop.fulfilment.client
+    watch = WalletWatch(client, shop.lifecycle, shop.shop.metrics, alert, low=D("5"), interval=3600)
+    address = client.address
+    for balance_ton, expected_alerts in ((100, 0), (3, 1), (2, 1), (50, 1), (4, 2)):
+        shop.fragment.set_balance(address, balance_ton * 10**9)
+        assert await watch.check() == D(balance_ton)
+        assert len(alerts) == expected_alerts
+    assert "4.00 TON left" in alerts[-1]
+    metrics = (await shop.http.get("/metrics")).text
+    assert "shopbot_wallet_balance_ton 4.0" in metrics
