@@ -22,10 +22,12 @@ from typing import Any
 import anyio
 import asyncpg
 from aiogram import Bot
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
 from anyio import CancelScope
 from anyio.abc import TaskStatus
 
-from shopbot.bot.dispatcher import build_dispatcher
+from shopbot.bot.dispatcher import BotServices, build_dispatcher
 from shopbot.bot.notices import topup_notifier
 from shopbot.bot.poller import Poller
 from shopbot.bot.session import open_bot
@@ -37,6 +39,7 @@ from shopbot.db.server import open_database_server
 from shopbot.fulfilment.assemble import Fulfilment, assemble_fulfilment, open_cookie_refresher
 from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
+from shopbot.locales import Texts
 from shopbot.metrics import Metrics
 from shopbot.payments.heleket import HeleketClient
 from shopbot.payments.reconciler import Reconciler
@@ -111,14 +114,15 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         bot = await stack.enter_async_context(open_bot(config.telegram))
         heleket = await stack.enter_async_context(open_heleket(config))
         ledger = Ledger(pool, config.shop.currency)
-        settlement = Settlement(pool, ledger, config.heleket, notify=topup_notifier(bot))
-        topups = TopUps(pool, heleket, config)
+        texts = Texts()
+        settlement = Settlement(pool, ledger, config.heleket, notify=topup_notifier(bot, texts, pool))
+        topups = TopUps(pool, heleket, config, settlement)
         reconciler = None
         if heleket is not None:
             reconciler = Reconciler(pool, heleket, settlement, lifecycle, metrics,
                                     poll_seconds=config.heleket.poll_seconds)
 
-        fulfilment = assemble_fulfilment(config, pool, ledger, bot, heleket, lifecycle, metrics)
+        fulfilment = assemble_fulfilment(config, pool, ledger, bot, texts, heleket, lifecycle, metrics)
         refresher = await open_cookie_refresher(config, pool, fulfilment, bot, lifecycle, metrics)
 
         health = HealthChecks(lifecycle)
@@ -131,7 +135,9 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         if redis is not None:
             health.checks["redis"] = redis.ping
         web = build_web_app(health, metrics, [heleket_webhook_route(config, settlement, metrics)])
-        dispatcher = build_dispatcher(pool, metrics)
+        storage = RedisStorage(redis) if redis is not None else MemoryStorage()
+        dispatcher = build_dispatcher(BotServices(config, pool, metrics, texts, ledger, topups, fulfilment.shopfront,
+                                                  fulfilment.orders), storage)
         poller = Poller(bot, dispatcher, lifecycle, metrics, poll_timeout=config.telegram.poll_timeout)
 
         async with anyio.create_task_group() as group:

@@ -211,6 +211,10 @@ def check_consistency(config: Config) -> list[str]:
     for months, price in config.shop.premium_prices.items():
         if not price.is_finite() or price <= 0:
             problems.append(f"shop.premium_prices.{months}: must be a positive amount")
+    if any(not p.is_finite() or p <= 0 for p in config.shop.topup_presets):
+        problems.append("shop.topup_presets: every preset must be a positive amount")
+    if any(not config.shop.min_stars <= n <= config.shop.max_stars for n in config.shop.star_packages):
+        problems.append("shop.star_packages: every package must be within shop.min_stars and shop.max_stars")
     if config.shop.min_stars > config.shop.max_stars:
         problems.append("shop.min_stars: must not exceed shop.max_stars")
     if not config.fragment.low_balance_ton.is_finite() or config.fragment.low_balance_ton < 0:

@@ -70,6 +70,9 @@ class ShopConfig(Section):
     star_price: Decimal = Decimal("0.02")
     min_stars: Annotated[int, msgspec.Meta(ge=50)] = 50
     max_stars: Annotated[int, msgspec.Meta(ge=50, le=1_000_000)] = 1_000_000
+    topup_presets: tuple[Decimal, ...] = (Decimal("5"), Decimal("10"), Decimal("25"), Decimal("50"))
+    star_packages: tuple[int, ...] = (50, 100, 250, 500, 1000, 2500)
+    support_contact: str = ""
     premium_prices: dict[str, Decimal] = msgspec.field(
         default_factory=lambda: {"3": Decimal("14.99"), "6": Decimal("19.99"), "12": Decimal("35.99")})
 

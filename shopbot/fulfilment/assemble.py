@@ -24,6 +24,7 @@ from shopbot.fulfilment.worker import OrderWorker
 from shopbot.guard.circuit import CircuitBreaker
 from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
+from shopbot.locales import Texts
 from shopbot.metrics import Metrics
 from shopbot.payments.heleket import HeleketClient, HeleketError
 
@@ -63,8 +64,8 @@ def ton_rate(heleket: HeleketClient | None, currency: str) -> Callable[[], Await
     return rate
 
 
-def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot: Bot, heleket: HeleketClient | None,
-                        lifecycle: Lifecycle, metrics: Metrics) -> Fulfilment:
+def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot: Bot, texts: Texts,
+                        heleket: HeleketClient | None, lifecycle: Lifecycle, metrics: Metrics) -> Fulfilment:
     orders = Orders(pool, ledger)
     breaker = CircuitBreaker("fragment", config.circuit_breaker)
     fragment = config.fragment
@@ -76,7 +77,7 @@ def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot:
     shopfront = Shopfront(config.shop, client, orders, ledger)
     if client is None:
         return Fulfilment(orders, shopfront, breaker, None, None, None)
-    worker = OrderWorker(pool, orders, client, breaker, lifecycle, metrics, OrderNotices(bot),
+    worker = OrderWorker(pool, orders, client, breaker, lifecycle, metrics, OrderNotices(bot, texts, pool),
                          ton_rate=ton_rate(heleket, config.shop.currency))
     wallet = WalletWatch(client, lifecycle, metrics, admin_alert(bot, config.telegram.admin_ids),
                          low=fragment.low_balance_ton, interval=fragment.wallet_check_seconds)

@@ -194,7 +194,7 @@ class OrderWorker:
         if status in PAID:
             await self._complete(order, txid_of(answer), order.fragment_order_id)
         elif status in FAILED:
-            reason = "Fragment could not deliver it" if status == "failed" else "the Fragment order expired"
+            reason = "refund-reason-failed" if status == "failed" else "refund-reason-expired"
             await self._refund_verified(order, reason)
         elif status == "created":
             await self._unpaid(order)
@@ -257,13 +257,13 @@ class OrderWorker:
 
 
 def refund_reason(failure: FragmentFailure) -> str:
-    """Words for the user about why their order was refunded."""
+    """Why the order was refunded, as the key of a text the user reads in their language."""
     return {
-        "INSUFFICIENT_BALANCE": "the shop's wallet is out of funds; please try again later",
-        "ORDER_EXPIRED": "the Fragment order expired before it could be paid",
-        "UNTRUSTED_PAYMENT": "the payment Fragment asked for did not pass the shop's safety checks",
-        "USER_NOT_FOUND": "Fragment could not find the recipient",
-        "RECIPIENT_NOT_FOUND": "Fragment could not find the recipient",
-        "INVALID_USERNAME": "Fragment does not accept that username",
-        "PREMIUM_ACTIVE": "the recipient already has Telegram Premium",
-    }.get(failure.code or "", "Fragment refused the order")
+        "INSUFFICIENT_BALANCE": "refund-reason-no-funds",
+        "ORDER_EXPIRED": "refund-reason-expired",
+        "UNTRUSTED_PAYMENT": "refund-reason-untrusted",
+        "USER_NOT_FOUND": "refund-reason-no-recipient",
+        "RECIPIENT_NOT_FOUND": "refund-reason-no-recipient",
+        "INVALID_USERNAME": "refund-reason-no-recipient",
+        "PREMIUM_ACTIVE": "refund-reason-has-premium",
+    }.get(failure.code or "", "refund-reason-refused")

@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
+import msgspec
 
 from shopbot.config.schema import Config
 from shopbot.db.queries import queries
 from shopbot.errors import ShopbotError
 from shopbot.payments.heleket import HeleketClient, HeleketError
 from shopbot.payments.heleket_wire import CurrencyOption
+from shopbot.payments.settle import Settlement
 
 log = logging.getLogger(__name__)
 LIMITS_CACHE_SECONDS = 600.0
@@ -64,10 +66,12 @@ def currency_options(entries: tuple[str, ...]) -> list[CurrencyOption] | None:
 class TopUps:
     """Creates top-up invoices within the shop's and Heleket's limits."""
 
-    def __init__(self, pool: asyncpg.Pool, client: HeleketClient | None, config: Config) -> None:
+    def __init__(self, pool: asyncpg.Pool, client: HeleketClient | None, config: Config,
+                 settlement: Settlement | None = None) -> None:
         self.pool = pool
         self.client = client
         self.config = config
+        self.settlement = settlement
         self._limits: tuple[float, TopUpLimits] | None = None
 
     async def limits(self) -> TopUpLimits:
@@ -142,3 +146,19 @@ class TopUps:
             self.pool, row["id"], invoice.uuid, invoice.url, invoice.status, expires)
         return TopUpInvoice(stored["id"], stored["order_id"], stored["amount"], stored["currency"],
                             stored["url"] or "", stored["expires_at"])
+
+    async def check(self, user_id: int, invoice_id: int) -> str | None:
+        """The user's "Check payment" button: ask Heleket once about their invoice and apply the answer
+        (crediting it if paid). Returns the invoice's status, or None if it is not this user's."""
+        invoice = await queries.invoices.invoice_by_id(self.pool, invoice_id)
+        if invoice is None or invoice["user_id"] != user_id:
+            return None
+        if invoice["is_final"] or self.client is None or self.settlement is None:
+            return str(invoice["status"])
+        try:
+            info = await self.client.payment_info(order_id=invoice["order_id"])
+        except HeleketError as exc:
+            raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
+        await self.settlement.apply(info, source="reconciler", payload=msgspec.to_builtins(info))
+        refreshed = await queries.invoices.invoice_by_id(self.pool, invoice_id)
+        return str(refreshed["status"]) if refreshed else None

@@ -1,22 +1,30 @@
-"""/start: the first thing every user sees."""
+"""/start and the main menu: the first thing every user sees, and the way home from every screen."""
 
 from __future__ import annotations
 
-from html import escape
-
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.filters import CommandStart
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
+
+from shopbot.bot.callbacks import Menu
+from shopbot.bot.keyboards import main_menu
+from shopbot.bot.screens import show
+from shopbot.locales import Translator
 
 
-async def on_start_command(message: Message) -> None:
-    """Greet the user by name; the full menu arrives with the bot's own flows."""
-    name = escape(message.from_user.first_name if message.from_user else "there")
-    await message.answer(f"Welcome to the shop, <b>{name}</b>!")
+async def on_start_command(message: Message, t: Translator) -> None:
+    """Welcome and the main menu (a deep-link payload is accepted and ignored for now)."""
+    name = message.from_user.first_name if message.from_user else ""
+    await message.answer(t("welcome", name=name), reply_markup=main_menu(t))
+
+
+async def on_menu_home(query: CallbackQuery, t: Translator) -> None:
+    await show(query, t("menu-title"), main_menu(t))
 
 
 def build_router() -> Router:
     """A fresh router: one per dispatcher, since aiogram attaches a router to one parent only."""
     router = Router(name=__name__)
     router.message.register(on_start_command, CommandStart())
+    router.callback_query.register(on_menu_home, Menu.filter(F.action == "home"))
     return router

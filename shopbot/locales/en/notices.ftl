@@ -1,0 +1,13 @@
+notice-topup = ✅ Your top-up of <b>{ $amount }</b> has arrived. Balance: <b>{ $balance }</b>
+order-what-stars = { $count } Telegram Stars for @{ $recipient }
+order-what-premium = Telegram Premium for { $months } months for @{ $recipient }
+notice-delivered = 🎉 Delivered: { $what }.
+notice-refunded = ↩️ Order #{ $id } ({ $what }) was refunded: { $reason }. { $amount } is back on your balance.
+notice-delayed = ⏳ Order #{ $id } ({ $what }) is delayed: Fragment is not answering right now. It stays in line and will be delivered as soon as it is back; your money is safe.
+refund-reason-no-funds = the shop's wallet is out of funds; please try again later
+refund-reason-expired = the Fragment order expired before it could be paid
+refund-reason-failed = Fragment could not deliver it
+refund-reason-untrusted = the payment Fragment asked for did not pass the shop's safety checks
+refund-reason-no-recipient = Fragment could not find the recipient
+refund-reason-has-premium = the recipient already has Telegram Premium
+refund-reason-refused = Fragment refused the order

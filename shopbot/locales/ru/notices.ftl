@@ -1,0 +1,13 @@
+notice-topup = ✅ Пополнение на <b>{ $amount }</b> зачислено. Баланс: <b>{ $balance }</b>
+order-what-stars = { $count } Telegram Stars для @{ $recipient }
+order-what-premium = Telegram Premium на { $months } мес. для @{ $recipient }
+notice-delivered = 🎉 Доставлено: { $what }.
+notice-refunded = ↩️ Заказ #{ $id } ({ $what }) возвращён: { $reason }. { $amount } снова на вашем балансе.
+notice-delayed = ⏳ Заказ #{ $id } ({ $what }) задерживается: Fragment сейчас не отвечает. Заказ в очереди и будет доставлен, как только сервис вернётся; ваши деньги в безопасности.
+refund-reason-no-funds = в кошельке магазина закончились средства; попробуйте позже
+refund-reason-expired = заказ на Fragment истёк до оплаты
+refund-reason-failed = Fragment не смог его доставить
+refund-reason-untrusted = платёж, который запросил Fragment, не прошёл проверки безопасности магазина
+refund-reason-no-recipient = Fragment не нашёл получателя
+refund-reason-has-premium = у получателя уже есть Telegram Premium
+refund-reason-refused = Fragment отказал в заказе
