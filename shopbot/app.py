@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 import asyncpg
+from redis.asyncio import Redis
 from aiogram import Bot
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
@@ -30,6 +31,8 @@ from anyio.abc import TaskStatus
 from shopbot.bot.dispatcher import BotServices, build_dispatcher
 from shopbot.bot.notices import topup_notifier
 from shopbot.bot.poller import Poller
+from shopbot.bot.updates import UpdateHandler
+from shopbot.bot.webhook import WebhookReceiver
 from shopbot.bot.session import open_bot
 from shopbot.config.schema import Config
 from shopbot.db.migrate import apply_migrations
@@ -46,7 +49,7 @@ from shopbot.payments.reconciler import Reconciler
 from shopbot.payments.settle import Settlement
 from shopbot.payments.topup import TopUps
 from shopbot.redis_client import open_redis
-from shopbot.supervisor import Supervisor
+from shopbot.supervisor import ServiceFn, Supervisor
 from shopbot.web.app import build_web_app
 from shopbot.web.asgi import serve_asgi
 from shopbot.web.health import HealthChecks
@@ -87,6 +90,11 @@ async def open_heleket(config: Config) -> AsyncIterator[HeleketClient | None]:
 
 
 
+def telegram_webhook_url(config: Config) -> str:
+    """Where Telegram posts updates: `telegram.webhook_url`, else `<web.public_url>/webhook/telegram`."""
+    return config.telegram.webhook_url or config.web.public_url.rstrip("/") + "/webhook/telegram"
+
+
 def telegram_check(bot: Bot) -> Callable[[], Awaitable[object]]:
     """getMe, remembered for a few seconds so a busy health probe does not hammer Telegram."""
     last_ok = 0.0
@@ -100,6 +108,21 @@ def telegram_check(bot: Bot) -> Callable[[], Awaitable[object]]:
         return True
 
     return check
+
+
+def build_health(lifecycle: Lifecycle, pool: asyncpg.Pool, bot: Bot, redis: Redis | None,
+                 fulfilment: Fulfilment) -> HealthChecks:
+    """What /health/detailed asks and reports."""
+    health = HealthChecks(lifecycle)
+    health.checks["database"] = partial(queries.health.ping, pool)
+    health.checks["telegram"] = telegram_check(bot)
+    if redis is not None:
+        health.checks["redis"] = redis.ping
+    health.circuits["fragment"] = lambda: fulfilment.breaker.state
+    wallet = fulfilment.wallet
+    if wallet is not None:
+        health.facts["wallet_ton"] = lambda: None if wallet.balance is None else f"{wallet.balance:.4f}"
+    return health
 
 
 async def run_shop(config: Config, lifecycle: Lifecycle, *,
@@ -125,20 +148,22 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         fulfilment = assemble_fulfilment(config, pool, ledger, bot, texts, heleket, lifecycle, metrics)
         refresher = await open_cookie_refresher(config, pool, fulfilment, bot, lifecycle, metrics)
 
-        health = HealthChecks(lifecycle)
-        health.circuits["fragment"] = lambda: fulfilment.breaker.state
-        if fulfilment.wallet is not None:
-            wallet = fulfilment.wallet
-            health.facts["wallet_ton"] = lambda: None if wallet.balance is None else f"{wallet.balance:.4f}"
-        health.checks["database"] = partial(queries.health.ping, pool)
-        health.checks["telegram"] = telegram_check(bot)
-        if redis is not None:
-            health.checks["redis"] = redis.ping
-        web = build_web_app(health, metrics, [heleket_webhook_route(config, settlement, metrics)])
         storage = RedisStorage(redis) if redis is not None else MemoryStorage()
         dispatcher = build_dispatcher(BotServices(config, pool, metrics, texts, ledger, topups, fulfilment.shopfront,
                                                   fulfilment.orders), storage)
-        poller = Poller(bot, dispatcher, lifecycle, metrics, poll_timeout=config.telegram.poll_timeout)
+        updates = UpdateHandler(bot, dispatcher, metrics)
+        receiver: WebhookReceiver | None = None
+        if config.telegram.mode == "webhook":
+            receiver = WebhookReceiver(updates, lifecycle, texts, url=telegram_webhook_url(config),
+                                       secret=config.telegram.webhook_secret)
+            telegram_service: ServiceFn = receiver.run
+        else:
+            telegram_service = Poller(updates, lifecycle, texts, poll_timeout=config.telegram.poll_timeout).run
+
+        routes = [heleket_webhook_route(config, settlement, metrics)]
+        if receiver is not None:
+            routes.append(receiver.route())
+        web = build_web_app(build_health(lifecycle, pool, bot, redis, fulfilment), metrics, routes)
 
         async with anyio.create_task_group() as group:
             supervisor = Supervisor(config.supervisor, lifecycle, metrics, group)
@@ -146,7 +171,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
                 serve_asgi, web, host=config.web.host, port=config.web.port,
                 shutdown_trigger=lifecycle.wait_stopping, graceful_seconds=config.shutdown.grace_seconds,
             ))
-            await supervisor.start("poller", poller.run)
+            await supervisor.start("telegram", telegram_service)
             if reconciler is not None:
                 await supervisor.start("reconciler", reconciler.run)
             if fulfilment.worker is not None and fulfilment.wallet is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import anyio
 import httpx
+import msgspec
 
 from shopbot.app import RunningShop, run_shop
 from shopbot.config.schema import (
@@ -56,8 +57,6 @@ def shop_config(database_url: str, telegram_port: int, **overrides: object) -> C
 
 
 def _replace(config: Config, section: str, value: object) -> Config:
-    import msgspec
-
     return msgspec.structs.replace(config, **{section: value})
 
 
@@ -87,6 +86,7 @@ def fragment_config(fragment_port: int, **keys: object) -> FragmentConfig:
 async def running_shop(database_url: str, telegram: TelegramEmulator | None = None, *, heleket: bool = False,
                        heleket_keys: dict[str, object] | None = None, fragment: FragmentEmulator | None = None,
                        fragment_keys: dict[str, object] | None = None,
+                       telegram_keys: dict[str, object] | None = None,
                        **overrides: object) -> AsyncIterator[ShopUnderTest]:
     """The shop, up and ready; stopped gracefully on exit, and its exit code recorded. With heleket=True
     it talks to a Heleket emulator and receives its webhooks on a known port."""
@@ -107,8 +107,12 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
             overrides.setdefault("fragment", fragment_config(fragment_port, **(fragment_keys or {})))
         lifecycle = Lifecycle()
 
+        config = shop_config(database_url, telegram_port, **overrides)
+        if telegram_keys:
+            config = _replace(config, "telegram", msgspec.structs.replace(config.telegram, **telegram_keys))
+
         async def run(*, task_status: anyio.abc.TaskStatus[RunningShop]) -> None:
-            exit_codes.append(await run_shop(shop_config(database_url, telegram_port, **overrides), lifecycle,
+            exit_codes.append(await run_shop(config, lifecycle,
                                              task_status=task_status))
 
         shop = await group.start(run)

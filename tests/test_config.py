@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shopbot.config import load_config
+from shopbot.config import load_config, serve_problems
 from shopbot.config.secret import Secret, secret_values
 from shopbot.config.show import render_config
 from shopbot.errors import ConfigError
@@ -136,9 +136,19 @@ def test_secrets_never_show(tmp_path: Path) -> None:
 
 
 def test_cross_key_rules(tmp_path: Path) -> None:
-    problems = problems_of(write(tmp_path, '[telegram]\nmode = "webhook"\n[database]\npool_min = 20\n'))
-    assert any(p.startswith("telegram.webhook_url") for p in problems)
+    problems = problems_of(write(tmp_path, '[database]\npool_min = 20\n[shop]\nmin_topup = "-1"\n'))
     assert any(p.startswith("database.pool_min") for p in problems)
+    assert any(p.startswith("shop.min_topup: must be a positive amount") for p in problems)
+
+
+def test_webhook_mode_needs_a_public_url_and_a_telegram_style_secret(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[telegram]\ntoken = "1:a"\nmode = "webhook"\n'
+                                         'webhook_secret = "has spaces"\n'), {})
+    problems = serve_problems(config)
+    assert [p.split(":")[0] for p in problems] == ["web.public_url", "telegram.webhook_secret"]
+    good = load_config(write(tmp_path, '[telegram]\ntoken = "1:a"\nmode = "webhook"\nwebhook_secret = "s3cr_et-1"\n'
+                                       '[web]\npublic_url = "https://shop.example.com"\n'), {})
+    assert serve_problems(good) == []
 
 
 def test_config_is_frozen(tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ import asyncpg
 import pytest
 
 from shopbot.app import run_shop
-from shopbot.config.schema import RedisConfig
+from shopbot.config.schema import RedisConfig, WebConfig
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
 from shopbot.supervisor import ServiceStartError
-from tests.shop_harness import TOKEN, running_shop, shop_config
+from tests.shop_harness import TOKEN, free_port, running_shop, shop_config
 
 
 async def test_start_is_answered_by_name_and_the_user_is_remembered(database_url: str) -> None:
@@ -74,7 +74,7 @@ async def test_telegram_outage_is_waited_out_and_polling_resumes(database_url: s
         assert reply.params["chat_id"] == 7
         metrics = (await shop.http.get("/metrics")).text
         assert 'telegram_bot_errors_total{kind="telegram_poll"} 1.0' in metrics
-        assert shop.shop.supervisor.services["poller"] == "running"
+        assert shop.shop.supervisor.services["telegram"] == "running"
 
 
 async def test_a_failing_update_does_not_stop_the_bot(database_url: str) -> None:
@@ -101,5 +101,41 @@ async def test_a_rejected_bot_token_fails_the_boot_with_a_clear_reason(database_
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     assert isinstance(error, ServiceStartError)
-    assert str(error).startswith("poller could not start:") and "Unauthorized" in str(error)
+    assert str(error).startswith("telegram could not start:") and "Unauthorized" in str(error)
     assert TOKEN not in str(error)
+
+
+async def test_webhook_mode_receives_updates_and_refuses_a_wrong_secret(database_url: str) -> None:
+    port = free_port()
+    web = WebConfig(host="127.0.0.1", port=port, public_url=f"http://127.0.0.1:{port}")
+    secret = "hook_Secret-123"
+    async with running_shop(database_url, web=web,
+                            telegram_keys={"mode": "webhook", "webhook_secret": Secret(secret)}) as shop:
+        registered = await shop.telegram.wait_for_call("setWebhook")
+        assert registered.params["url"] == f"http://127.0.0.1:{port}/webhook/telegram"
+        assert registered.params["secret_token"] == secret
+        assert not any(c.method == "getUpdates" for c in shop.telegram.calls)
+        shop.telegram.send_text(77, "/start")
+        reply = await shop.telegram.wait_for_call("sendMessage")
+        assert reply.params["chat_id"] == 77
+        update = b'{"update_id": 99, "message": {"message_id": 1, "date": 0, "chat": {"id": 78, "type": "private"},' \
+                 b' "from": {"id": 78, "is_bot": false, "first_name": "Eve"}, "text": "/start"}}'
+        missing = await shop.http.post("/webhook/telegram", content=update)
+        wrong = await shop.http.post("/webhook/telegram", content=update,
+                                     headers={"X-Telegram-Bot-Api-Secret-Token": "guess"})
+        assert (missing.status_code, wrong.status_code) == (401, 403)
+        await anyio.sleep(0.3)
+        assert not any(c.method == "sendMessage" and c.params["chat_id"] == 78 for c in shop.telegram.calls)
+        assert await shop.shop.pool.fetchval("SELECT count(*) FROM users WHERE id = 78") == 0
+
+
+async def test_the_command_menu_is_registered_in_both_languages(database_url: str) -> None:
+    async with running_shop(database_url) as shop:
+        with anyio.fail_after(5):
+            while sum(c.method == "setMyCommands" for c in shop.telegram.calls) < 3:
+                await anyio.sleep(0.05)
+        by_language = {c.params.get("language_code"): c.params["commands"] for c in shop.telegram.calls
+                       if c.method == "setMyCommands"}
+        assert set(by_language) == {None, "en", "ru"}
+        russian = {c["command"]: c["description"] for c in by_language["ru"]}
+        assert russian["buy_stars"] == "Купить Telegram Stars" and "paysupport" in russian

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 
 import anyio
-from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
-from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from anyio.abc import TaskStatus
 
+from shopbot.bot.updates import UpdateHandler
 from shopbot.lifecycle import Lifecycle
-from shopbot.metrics import Metrics
+from shopbot.locales import Texts
 
 log = logging.getLogger(__name__)
 # Telegram being away for a while is not a crash of ours: wait and poll again.
@@ -30,12 +30,13 @@ MAX_BACKOFF = 30.0
 class Poller:
     """Fetches updates while the shop runs and feeds each to the dispatcher in its own task."""
 
-    def __init__(self, bot: Bot, dispatcher: Dispatcher, lifecycle: Lifecycle, metrics: Metrics,
-                 *, poll_timeout: int) -> None:
-        self.bot = bot
-        self.dispatcher = dispatcher
+    def __init__(self, updates: UpdateHandler, lifecycle: Lifecycle, texts: Texts, *, poll_timeout: int) -> None:
+        self.updates = updates
+        self.bot = updates.bot
+        self.dispatcher = updates.dispatcher
+        self.metrics = updates.metrics
         self.lifecycle = lifecycle
-        self.metrics = metrics
+        self.texts = texts
         self.poll_timeout = poll_timeout
         self.offset: int | None = None
         self._poll_scope = anyio.CancelScope()
@@ -44,7 +45,7 @@ class Poller:
         """Poll until the shop stops, then let in-flight handlers finish."""
         # getUpdates is refused while a webhook is set. Pending updates are kept: they may be payments.
         await self.bot.delete_webhook(drop_pending_updates=False)
-        await self.dispatcher.emit_startup(bot=self.bot)
+        await self.updates.start(self.texts)
         try:
             async with anyio.create_task_group() as handlers:
                 handlers.start_soon(self._abandon_poll_on_stop, name="poller:stop-watch")
@@ -52,11 +53,11 @@ class Poller:
                 while not self.lifecycle.stopping.is_set():
                     for update in await self.fetch():
                         self.offset = update.update_id + 1
-                        handlers.start_soon(self.handle, update, name=f"update:{update.update_id}")
+                        handlers.start_soon(self.updates.handle, update, name=f"update:{update.update_id}")
                 log.info("polling stopped; letting in-flight updates finish")
         finally:
             with anyio.move_on_after(5, shield=True):
-                await self.dispatcher.emit_shutdown(bot=self.bot)
+                await self.updates.stop()
 
     async def _abandon_poll_on_stop(self) -> None:
         await self.lifecycle.stopping.wait()
@@ -85,16 +86,3 @@ class Poller:
             finally:
                 self._poll_scope = anyio.CancelScope()
         return []
-
-    async def handle(self, update: Update) -> None:
-        """Handle one update; a failing handler is logged and counted, never fatal to the poller."""
-        self.metrics.updates.inc()
-        if update.message is not None:
-            self.metrics.messages.inc()
-        try:
-            response = await self.dispatcher.feed_update(self.bot, update)
-            if isinstance(response, TelegramMethod):
-                await self.bot(response)
-        except Exception:  # noqa: BLE001 - the loop boundary for one update
-            self.metrics.errors.labels("handler").inc()
-            log.exception("update %d failed", update.update_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ ENV_PREFIX = "SHOPBOT_"
 CONFIG_ENV = "SHOPBOT_CONFIG"
 
 # The seed project's variable names; they keep working so an operator's old .env still applies.
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "TELEGRAM_TOKEN": ("telegram", "token"),
     "DATABASE_URL": ("database", "url"),
@@ -198,8 +200,6 @@ def check_consistency(config: Config) -> list[str]:
     problems = []
     if config.database.pool_min > config.database.pool_max:
         problems.append("database.pool_min: must not exceed database.pool_max")
-    if config.telegram.mode == "webhook" and not config.telegram.webhook_url:
-        problems.append("telegram.webhook_url: required when telegram.mode is \"webhook\"")
     for key in ("min_topup", "max_topup"):
         value = getattr(config.shop, key)
         if not value.is_finite() or value <= 0:
@@ -243,5 +243,8 @@ def serve_problems(config: Config) -> list[str]:
     if not config.telegram.token:
         problems.append("telegram.token: required to serve (set it, telegram.token_file, or SHOPBOT_TELEGRAM__TOKEN)")
     if config.telegram.mode == "webhook":
-        problems.append('telegram.mode: "webhook" is not available in this version yet; use "polling"')
+        if not config.web.public_url and not config.telegram.webhook_url:
+            problems.append("web.public_url: required in webhook mode (Telegram posts to <public_url>/webhook/telegram)")
+        if not SECRET_TOKEN.fullmatch(config.telegram.webhook_secret.reveal()):
+            problems.append("telegram.webhook_secret: required in webhook mode: 1-256 of A-Z a-z 0-9 _ -")
     return problems
