@@ -13,6 +13,7 @@ import anyio.abc
 import httpx
 import msgspec
 
+from shopbot.sandbox.pulse import Pulse
 from shopbot.payments.signing import php_json_encode, sign_body
 
 logger = logging.getLogger(__name__)
@@ -43,21 +44,6 @@ class WebhookNotDelivered(AssertionError):
     """wait_for_webhook found no matching delivery in time."""
 
 
-class _Pulse:
-    """Wakes every current waiter once; the Event is made lazily since the sender may be built off-loop."""
-
-    def __init__(self) -> None:
-        self._event: anyio.Event | None = None
-
-    def fire(self) -> None:
-        if self._event is not None:
-            self._event.set()
-            self._event = None
-
-    async def wait(self) -> None:
-        if self._event is None:
-            self._event = anyio.Event()
-        await self._event.wait()
 
 
 class WebhookSender:
@@ -75,7 +61,7 @@ class WebhookSender:
         self._outbox: deque[tuple[str, dict[str, Any]]] = deque()
         self._handed_out: set[int] = set()
         self._locks: dict[str, anyio.Lock] = {}
-        self._changed = _Pulse()
+        self._changed = Pulse()
 
     def send(self, url: str, payload: dict[str, Any]) -> None:
         """Queue the payload (without `sign`) for url; signed over its PHP encoding with raw UTF-8 (ref §4.2)."""

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shopbot.sandbox.pulse import Pulse
 from shopbot.sandbox.telegram_wire import (
     AnswerCallbackQuery, ApiError, BotCommand, CallbackQuery, Chat, DeleteMessage, DeleteWebhook,
     EditMessageReplyMarkup, EditMessageText, GetUpdates, InlineKeyboardMarkup, Message, MessageEntity, MyCommands,
@@ -71,23 +72,6 @@ class CallNotMade(AssertionError):
     """wait_for_call found no matching call in time."""
 
 
-class _Pulse:
-    """Wakes every current waiter once; the Event is made lazily since the emulator may be built off-loop."""
-
-    def __init__(self) -> None:
-        self._event: anyio.Event | None = None
-
-    def fire(self) -> None:
-        if self._event is not None:
-            self._event.set()
-            self._event = None
-
-    async def wait(self) -> None:
-        if self._event is None:
-            self._event = anyio.Event()
-        await self._event.wait()
-
-
 @dataclass
 class _ChatState:
     chat: Chat
@@ -133,7 +117,7 @@ class TelegramEmulator:
         self._delays: defaultdict[str, deque[float]] = defaultdict(deque)
         self._poll_generation = 0
         self._closing = False
-        self._changed = _Pulse()  # any state change: new update, call, poller, webhook
+        self._changed = Pulse()  # any state change: new update, call, poller, webhook
         methods: list[tuple[str, type[Params], Callable[[Any], Awaitable[Any]]]] = [
             ("getMe", NoParams, self._get_me), ("getUpdates", GetUpdates, self._get_updates),
             ("sendMessage", SendMessage, self._send_message),
