@@ -125,5 +125,7 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
             while not exit_codes:
                 await anyio.sleep(0.01)
         group.cancel_scope.cancel()
+    # Across every test that runs a shop: no button press is left without an answer.
+    assert not telegram.unanswered_callbacks, f"unanswered callback queries: {telegram.unanswered_callbacks}"
 
 

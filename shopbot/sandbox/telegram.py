@@ -175,6 +175,11 @@ class TelegramEmulator:
         self._open_queries.add(query.id)
         return self._inject(Update(update_id=next(self._update_ids), callback_query=query))
 
+    @property
+    def unanswered_callbacks(self) -> set[str]:
+        """Ids of button presses the bot never answered (a user would be staring at a spinner)."""
+        return set(self._open_queries)
+
     def chat_messages(self, chat_id: int, *, include_user: bool = False) -> list[Message]:
         """The bot's messages in the chat as they stand now (edits applied, deletions gone), oldest first."""
         messages = self._chats[chat_id].messages.values() if chat_id in self._chats else []
