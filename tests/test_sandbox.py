@@ -25,7 +25,11 @@ async def test_sandbox_starts_with_nothing_configured_and_stops_on_ctrl_c(tmp_pa
         async with httpx.AsyncClient() as http:
             detailed = await http.get(f"{shop_url}/health/detailed")
         assert detailed.status_code == 200, detailed.text
-        assert detailed.json()["checks"]["telegram"]["ok"] is True
+        body = detailed.json()
+        assert body["checks"]["telegram"]["ok"] is True
+        # Selling is on against the emulated Fragment, with a funded throwaway wallet.
+        assert body["circuits"]["fragment"] == "closed"
+        assert body["facts"]["wallet_ton"] == "1000.0000"
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(20):
             code = await anyio.to_thread.run_sync(process.wait)

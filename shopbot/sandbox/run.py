@@ -1,14 +1,18 @@
 """`shopbot sandbox`: the real shop, wired through its ordinary config keys to local emulators.
 
 Nothing here changes how the shop runs: `run_shop` is the same coroutine `shopbot serve` runs;
-only the configuration differs (an embedded PostgreSQL of the sandbox's own, a generated bot token,
-`[telegram] api_base` pointing at the Telegram emulator).
+only the configuration differs: an embedded PostgreSQL of the sandbox's own, a generated bot token,
+Heleket merchant and key, a throwaway wallet seed, and `[telegram] api_base`, `[heleket] base_url`
+and `[fragment] base_url` pointing at the Telegram, Heleket and Fragment emulators on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import socket
+import uuid
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
@@ -20,25 +24,64 @@ from shopbot.app import RunningShop, run_shop, watch_signals
 from shopbot.config.schema import Config, WebConfig
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
+from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
+from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
+from shopbot.sandbox.wallet_seed import throwaway_mnemonic, wallet_address_of
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
+SANDBOX_WALLET_TON = 1000
 
 
 class SandboxUrls(msgspec.Struct, frozen=True):
     shop: str
     telegram: str
+    heleket: str
+    fragment: str
 
 
-def sandbox_config(base: Config, *, token: str, telegram_url: str, data_dir: Path, host: str, port: int) -> Config:
-    """The operator's defaults with the sandbox's endpoints and throwaway credentials."""
-    return msgspec.structs.replace(
+class Emulators(msgspec.Struct, frozen=True):
+    telegram: TelegramEmulator
+    heleket: HeleketEmulator
+    fragment: FragmentEmulator
+    token: str
+    merchant: str
+    api_key: str
+    seed: str
+
+
+def make_emulators() -> Emulators:
+    """The three services with throwaway credentials; every username exists on the emulated Fragment."""
+    token = f"{secrets.randbelow(9 * 10**9) + 10**9}:sandbox-{secrets.token_urlsafe(24)}"
+    merchant, api_key = str(uuid.uuid4()), secrets.token_urlsafe(32)
+    return Emulators(TelegramEmulator(token=token), HeleketEmulator(merchant_uuid=merchant, api_key=api_key),
+                     FragmentEmulator(any_user=True), token, merchant, api_key, " ".join(throwaway_mnemonic()))
+
+
+def sandbox_config(base: Config, emulators: Emulators, *, ports: dict[str, int], data_dir: Path, host: str,
+                   port: int) -> Config:
+    """The operator's defaults with the sandbox's endpoints and throwaway credentials, through the
+    ordinary config keys: the shop runs exactly as `shopbot serve` runs it."""
+    local = {name: f"http://{LOOPBACK}:{value}" for name, value in ports.items()}
+    replace = msgspec.structs.replace
+    return replace(
         base,
-        telegram=msgspec.structs.replace(base.telegram, token=Secret(token), api_base=telegram_url, mode="polling"),
-        database=msgspec.structs.replace(base.database, url=Secret(""), embedded_dir=str(data_dir / "postgres")),
-        web=WebConfig(host=host, port=port),
+        telegram=replace(base.telegram, token=Secret(emulators.token), api_base=local["telegram"], mode="polling"),
+        database=replace(base.database, url=Secret(""), embedded_dir=str(data_dir / "postgres")),
+        web=WebConfig(host=host, port=port, public_url=f"http://{LOOPBACK}:{port}"),
+        heleket=replace(base.heleket, base_url=local["heleket"], merchant_uuid=emulators.merchant,
+                        api_key=Secret(emulators.api_key), allowed_ips=(), poll_seconds=30.0),
+        fragment=replace(base.fragment, base_url=local["fragment"], seed_phrase=Secret(emulators.seed), kyc=False,
+                         max_ton_per_order=50.0, low_balance_ton=Decimal("1")),
     )
+
+
+def free_port(host: str) -> int:
+    """A port for the shop chosen up front: Heleket's webhooks need its address before it starts."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080, base: Config | None = None,
@@ -46,14 +89,18 @@ async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080,
                       task_status: TaskStatus[SandboxUrls] = anyio.TASK_STATUS_IGNORED) -> int:
     """Run the emulators and the shop until stopped; return the exit code."""
     lifecycle = lifecycle or Lifecycle()
-    token = f"{secrets.randbelow(9 * 10**9) + 10**9}:sandbox-{secrets.token_urlsafe(24)}"
-    telegram = TelegramEmulator(token=token)
+    emulators = make_emulators()
+    port = port or free_port(host)
     shop_done = anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(watch_signals, lifecycle, group.cancel_scope, name="signals")
-        telegram_port = await group.start(partial(serve_telegram_emulator, telegram, host=LOOPBACK, port=0))
-        config = sandbox_config(base or Config(), token=token, telegram_url=f"http://{LOOPBACK}:{telegram_port}",
-                                data_dir=data_dir, host=host, port=port)
+        ports = {
+            "telegram": await group.start(partial(serve_telegram_emulator, emulators.telegram, host=LOOPBACK)),
+            "heleket": await group.start(partial(serve_heleket_emulator, emulators.heleket, host=LOOPBACK)),
+            "fragment": await group.start(partial(serve_fragment_emulator, emulators.fragment, host=LOOPBACK)),
+        }
+        emulators.fragment.fund(wallet_address_of(emulators.seed, "v4r2"), SANDBOX_WALLET_TON * 10**9)
+        config = sandbox_config(base or Config(), emulators, ports=ports, data_dir=data_dir, host=host, port=port)
 
         async def shop(*, task_status: TaskStatus[RunningShop]) -> None:
             try:
@@ -63,7 +110,7 @@ async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080,
 
         running = await group.start(shop)
         task_status.started(SandboxUrls(shop=f"http://{host}:{running.web_port}",
-                                        telegram=f"http://{LOOPBACK}:{telegram_port}"))
+                                        **{name: f"http://{LOOPBACK}:{value}" for name, value in ports.items()}))
         # The shop drains first (within its own grace period); the emulators go once it has returned.
         await shop_done.wait()
         group.cancel_scope.cancel()
