@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import CommandStart
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from shopbot.bot.callbacks import Menu
@@ -12,13 +13,16 @@ from shopbot.bot.screens import show
 from shopbot.locales import Translator
 
 
-async def on_start_command(message: Message, t: Translator) -> None:
-    """Welcome and the main menu (a deep-link payload is accepted and ignored for now)."""
+async def on_start_command(message: Message, t: Translator, state: FSMContext) -> None:
+    """Welcome and the main menu (a deep-link payload is accepted and ignored for now). Whatever the
+    user was in the middle of (an amount to type, a username to enter) is left behind."""
+    await state.clear()
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(t("welcome", name=name), reply_markup=main_menu(t))
 
 
-async def on_menu_home(query: CallbackQuery, t: Translator) -> None:
+async def on_menu_home(query: CallbackQuery, t: Translator, state: FSMContext) -> None:
+    await state.clear()
     await show(query, t("menu-title"), main_menu(t))
 
 
