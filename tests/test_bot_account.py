@@ -228,7 +228,7 @@ async def test_a_custom_amount_is_checked_and_the_prompt_can_be_left(database_ur
 
         # Three ways out of the prompt: /cancel, its Menu button, and any other command.
         await ann.press(await ann.send("/recharge"), "Other amount")
-        assert "OK, no top-up" in (await ann.send("/cancel")).text
+        assert "OK, cancelled" in (await ann.send("/cancel")).text
         assert "I did not understand that" in (await ann.send("30")).text
         choice = await ann.send("/recharge")
         await ann.press(choice, "Other amount")

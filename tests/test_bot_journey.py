@@ -94,3 +94,22 @@ async def confirmation(shop: ShopUnderTest, user: int) -> tuple[int, str]:
         "editMessageText", timeout=20,
         predicate=lambda c: c.params["chat_id"] == user and "Best Friend" in str(c.params["text"]))
     return button_data(shop.telegram, user, "buy-ok")
+
+
+async def test_a_command_typed_mid_entry_leaves_that_entry_behind(database_url: str) -> None:
+    fragment = FragmentEmulator()
+    fragment.add_user("best_friend", "Best Friend")
+    async with running_shop(database_url, fragment=fragment) as shop:
+        telegram, user = shop.telegram, 4343
+        telegram.add_user(user, first_name="Bo", username="bo_buyer")
+        telegram.send_text(user, "/buy_stars")
+        await said(telegram, user, "")
+        message_id, other = button_data(telegram, user, "stars:0")  # "Other amount": the bot waits for a number
+        telegram.press_button(user, message_id, other)
+        await telegram.wait_for_call("answerCallbackQuery")
+        telegram.send_text(user, "/balance")
+        await said(telegram, user, "")
+        telegram.send_text(user, "100")  # no longer an amount of stars: just text
+        hint = await said(telegram, user, "")
+        assert "did not understand" in hint
+        assert not any(c.endpoint == "user_info" for c in fragment.calls)

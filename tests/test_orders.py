@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import anyio
 import asyncpg
 import pytest
 
 from shopbot.config.schema import ShopConfig
 from shopbot.fulfilment.fragment import BadRecipient, normalize_username
-from shopbot.fulfilment.orders import Orders
+from shopbot.fulfilment.orders import AlreadyPlaced, Orders
 from shopbot.fulfilment.products import OrderRefused, Quote, Shopfront
 from shopbot.ledger import Ledger, MovementType, SystemAccount
 from shopbot.ledger.verify import verify_ledger
@@ -92,3 +93,26 @@ async def test_complete_captures_once_and_refund_releases_once(shopfront: Shopfr
                                   "WHERE a.kind = 'shop_revenue'")
     assert revenue == D("0.60")
     assert (await verify_ledger(pool)).ok
+
+
+async def test_one_confirmation_places_one_order_even_when_pressed_at_once(
+        shopfront: Shopfront, ledger: Ledger, pool: asyncpg.Pool) -> None:
+    user = await funded_user(pool, ledger, 4, "10")
+    quote = Quote("stars", 100, "durov", "Pavel", D("2.00"), "USD")
+    outcomes: list[str] = []
+
+    async def press() -> None:
+        try:
+            await shopfront.place(user, quote, confirmation="token-1")
+            outcomes.append("placed")
+        except AlreadyPlaced:
+            outcomes.append("already")
+
+    async with anyio.create_task_group() as group:
+        for _ in range(5):
+            group.start_soon(press)
+    assert sorted(outcomes) == ["already"] * 4 + ["placed"]
+    assert await pool.fetchval("SELECT count(*) FROM orders") == 1
+    assert (await ledger.balance(user)).held == D("2.00")
+    await shopfront.place(user, quote, confirmation="token-2")  # a new confirmation is a new order
+    assert await pool.fetchval("SELECT count(*) FROM orders") == 2

@@ -10,7 +10,7 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
 from shopbot.bot.errors import error_handler
-from shopbot.bot.middlewares import KnownUserMiddleware
+from shopbot.bot.middlewares import CommandsLeaveFlows, KnownUserMiddleware
 from shopbot.bot.routers import balance, fallback, help, history, language, premium, recharge, stars, start
 from shopbot.config.schema import Config
 from shopbot.fulfilment.orders import Orders
@@ -43,6 +43,7 @@ def build_dispatcher(services: BotServices, storage: BaseStorage | None = None) 
     # Order matters. The user is recorded (and their language known) before any filter or handler runs;
     # every callback query is then answered even if its handler forgets to (no endless spinner).
     dispatcher.update.outer_middleware(users)
+    dispatcher.message.outer_middleware(CommandsLeaveFlows())
     dispatcher.callback_query.middleware(CallbackAnswerMiddleware())
     dispatcher.errors.register(error_handler(services.texts, services.metrics))
     dispatcher.include_router(start.build_router())

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 from aiogram import BaseMiddleware
+from aiogram.fsm.context import FSMContext
 from aiogram.types import TelegramObject, User
 
 from shopbot.db.queries import queries
@@ -52,3 +53,15 @@ class KnownUserMiddleware(BaseMiddleware):
             self._seen.clear()
         self._seen[user.id] = (profile, now, row)
         return row
+
+
+class CommandsLeaveFlows(BaseMiddleware):
+    """A typed command means the user moved on: any half-finished entry (an amount, a username) is
+    left behind before the command runs, so the next plain text is not taken for that entry."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        state: FSMContext | None = data.get("state")
+        text = getattr(event, "text", None)
+        if state is not None and isinstance(text, str) and text.startswith("/") and await state.get_state():
+            await state.clear()
+        return await handler(event, data)

@@ -54,6 +54,14 @@ class Order:
                    row["attempts"], row["refund_reason"])
 
 
+class AlreadyPlaced(Exception):
+    """This confirmation placed an order already; `order` is that one."""
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+        super().__init__(f"confirmation already placed order {order.id}")
+
+
 class Orders:
     """Orders in PostgreSQL, with their holds, captures and releases in the ledger."""
 
@@ -71,13 +79,17 @@ class Orders:
         return Order.from_row(row) if row else None
 
     async def place(self, *, user_id: int, product: str, quantity: int, recipient: str, recipient_name: str,
-                    price: Decimal, currency: str) -> Order:
+                    price: Decimal, currency: str, confirmation: str | None = None) -> Order:
         """created → queued: the order row and the hold of its price commit together, or neither does
-        (InsufficientFunds from the ledger leaves no order behind)."""
+        (InsufficientFunds from the ledger leaves no order behind). A `confirmation` places at most one
+        order: a second attempt raises AlreadyPlaced with the first order, and holds nothing."""
         await self.ledger.open_accounts(user_id)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await queries.orders.insert_order(conn, user_id, product, quantity, recipient, recipient_name,
-                                                    price, currency)
+                                                    price, currency, confirmation)
+            if row is None:
+                existing = await queries.orders.order_by_confirmation(conn, user_id, confirmation)
+                raise AlreadyPlaced(Order.from_row(existing))
             await self.ledger.hold(user_id=user_id, amount=price, key=f"order:{row['id']}:hold",
                                    reference=f"order:{row['id']}", memo=f"{quantity} {product} for @{recipient}",
                                    conn=conn)

@@ -74,12 +74,13 @@ class Shopfront:
             raise OrderRefused("recipient_not_found", f"Fragment knows no Telegram user @{normalize_username(username)}")
         return Quote(product, quantity, recipient.username, recipient.name, price, self.config.currency)
 
-    async def place(self, user_id: int, quote: Quote) -> Order:
-        """Hold the price and queue the order; the exact shortfall when the balance does not cover it."""
+    async def place(self, user_id: int, quote: Quote, confirmation: str | None = None) -> Order:
+        """Hold the price and queue the order; the exact shortfall when the balance does not cover it.
+        With a confirmation, a second call raises AlreadyPlaced instead of buying again."""
         try:
             return await self.orders.place(user_id=user_id, product=quote.product, quantity=quote.quantity,
                                            recipient=quote.recipient, recipient_name=quote.recipient_name,
-                                           price=quote.price, currency=quote.currency)
+                                           price=quote.price, currency=quote.currency, confirmation=confirmation)
         except InsufficientFunds:
             available = (await self.ledger.balance(user_id)).available
             shortfall = quote.price - available

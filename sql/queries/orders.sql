@@ -1,9 +1,15 @@
 -- name: insert_order^
--- The idempotency key sent to the Fragment service is derived from our id: shop:<id>.
+-- The idempotency key sent to the Fragment service is derived from our id: shop:<id>. Nothing comes
+-- back when this confirmation ($8) already placed an order.
 WITH next AS (SELECT nextval('orders_id_seq'::regclass) AS id)
-INSERT INTO orders (id, user_id, product, quantity, recipient, recipient_name, price, currency, idempotency_key)
-SELECT id, $1, $2, $3, $4, $5, $6, $7, 'shop:' || id FROM next
+INSERT INTO orders (id, user_id, product, quantity, recipient, recipient_name, price, currency, idempotency_key,
+                    confirmation)
+SELECT id, $1, $2, $3, $4, $5, $6, $7, 'shop:' || id, $8 FROM next
+ON CONFLICT (user_id, confirmation) WHERE confirmation IS NOT NULL DO NOTHING
 RETURNING *;
+
+-- name: order_by_confirmation^
+SELECT * FROM orders WHERE user_id = $1 AND confirmation = $2;
 
 -- name: set_order_queued!
 UPDATE orders SET state = 'queued', updated_at = now() WHERE id = $1 AND state = 'created';

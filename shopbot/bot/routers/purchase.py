@@ -33,6 +33,7 @@ from shopbot.bot.notices import format_money, what_was_bought
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.fulfilment.fragment import BadRecipient, normalize_username
+from shopbot.fulfilment.orders import AlreadyPlaced
 from shopbot.fulfilment.products import OrderRefused, Quote, Shopfront
 from shopbot.ledger import Ledger
 from shopbot.locales import Markup, Translator
@@ -300,7 +301,12 @@ async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state:
     quote = Quote(pending["product"], pending["quantity"], pending["recipient"], pending["recipient_name"],
                   Decimal(pending["price"]), pending["currency"])
     try:
-        order = await shopfront.place(query.from_user.id, quote)
+        # The token also goes to the database, which places one order per confirmation whatever happened
+        # to the claim above (a lost Redis, a storage that is not shared between instances).
+        order = await shopfront.place(query.from_user.id, quote, confirmation=token)
+    except AlreadyPlaced:
+        callback_answer.text, callback_answer.show_alert = t("purchase-already-ordered"), True
+        return
     except OrderRefused as refused:
         if refused.reason == "insufficient_funds" and refused.shortfall is not None:
             await show(query, shortfall_text(t, quote, quote.price - refused.shortfall),

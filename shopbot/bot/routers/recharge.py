@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from aiogram import F, Router
-from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -223,20 +222,9 @@ async def on_amount_typed(message: Message, t: Translator, topups: TopUps, confi
     await top_up(message, t, topups, config, state, parse_amount(message.text, config.shop.currency))
 
 
-async def on_cancel(message: Message, t: Translator, state: FSMContext) -> None:
-    await state.clear()
-    await message.answer(f"{t('recharge-cancelled')}\n\n{t('menu-title')}", reply_markup=main_menu(t))
-
-
 async def on_leave(query: CallbackQuery, t: Translator, state: FSMContext) -> None:
     await state.clear()
     await show(query, t("menu-title"), main_menu(t))
-
-
-async def on_command_while_waiting(message: Message, state: FSMContext) -> None:
-    # Another command means the user moved on: stop waiting for an amount and let that command run.
-    await state.clear()
-    raise SkipHandler
 
 
 async def on_check_payment(query: CallbackQuery, callback_data: TopUpCheck, t: Translator, topups: TopUps,
@@ -268,8 +256,6 @@ def build_router() -> Router:
     # Order: /recharge and /cancel first, then any other command leaves the prompt and moves on,
     # and only plain text is taken as an amount.
     router.message.register(on_recharge_command, Command("recharge"))
-    router.message.register(on_cancel, waiting, Command("cancel"))
-    router.message.register(on_command_while_waiting, waiting, F.text.startswith("/"))
     router.message.register(on_amount_typed, waiting, F.text, ~F.text.startswith("/"))
     router.callback_query.register(on_topup_button, Menu.filter(F.action == "topup"))
     router.callback_query.register(on_preset_chosen, TopUpAmount.filter())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import CommandStart
+from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -21,6 +21,11 @@ async def on_start_command(message: Message, t: Translator, state: FSMContext) -
     await message.answer(t("welcome", name=name), reply_markup=main_menu(t))
 
 
+async def on_cancel_command(message: Message, t: Translator) -> None:
+    """/cancel: whatever was being entered was already left behind (commands leave every flow)."""
+    await message.answer(f"{t('flow-cancelled')}\n\n{t('menu-title')}", reply_markup=main_menu(t))
+
+
 async def on_menu_home(query: CallbackQuery, t: Translator, state: FSMContext) -> None:
     await state.clear()
     await show(query, t("menu-title"), main_menu(t))
@@ -30,5 +35,6 @@ def build_router() -> Router:
     """A fresh router: one per dispatcher, since aiogram attaches a router to one parent only."""
     router = Router(name=__name__)
     router.message.register(on_start_command, CommandStart())
+    router.message.register(on_cancel_command, Command("cancel"))
     router.callback_query.register(on_menu_home, Menu.filter(F.action == "home"))
     return router

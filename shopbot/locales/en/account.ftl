@@ -23,7 +23,6 @@ recharge-too-small = The smallest top-up is { $amount }. Send a larger amount, o
 recharge-too-large = The largest top-up is { $amount }. Send a smaller amount, or /cancel.
 recharge-not-configured = Top-ups are not available in this shop yet. Please try again later.
 recharge-unavailable = The payment service is not answering right now. Please try again in a few minutes.
-recharge-cancelled = OK, no top-up.
 recharge-invoice = 🧾 <b>Top-up #{ $id }</b>: <b>{ $amount }</b>
     Press “Pay” and pay in crypto on the Heleket page. The money is credited to your balance automatically, and I will tell you when it arrives.
 # $count: minutes left; $what: the clock time (UTC) the link stops working.

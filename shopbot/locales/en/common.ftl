@@ -20,3 +20,4 @@ cmd-history = Your payments and orders
 cmd-language = Change the language
 cmd-help = Help and support
 cmd-paysupport = Payment support
+flow-cancelled = OK, cancelled. Nothing was bought or charged.
