@@ -4,7 +4,6 @@ through the real bot, the Telegram and Fragment emulators and a real database, i
 from __future__ import annotations
 
 import html
-import itertools
 import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -29,13 +28,12 @@ from shopbot.config.secret import Secret
 from shopbot.fulfilment.orders import Order
 from shopbot.locales import Markup, Texts
 from shopbot.sandbox.fragment import FragmentEmulator
-from shopbot.sandbox.telegram_wire import CallbackQuery, Message, Update
+from shopbot.sandbox.telegram_wire import Message
 from tests.fulfilment_helpers import fund_wallet, funded_buyer, wait_final
 from tests.shop_harness import ShopUnderTest, running_shop
 
 D = Decimal
 TEXTS = Texts()
-_forged_ids = itertools.count(9_000_000_000_000_000_001)
 
 
 def plain(text: str) -> str:
@@ -67,13 +65,10 @@ class Chat:
     def forge(self, message: Message, data: str) -> str:
         """What a modified client can send: any callback data under one of the bot's messages. press_button
         presses only buttons the bot showed, so the update is built here as Telegram would deliver it."""
-        telegram = self.shop.telegram
-        query = CallbackQuery(id=str(next(_forged_ids)), from_=telegram.users[self.user_id], chat_instance="1",
-                              message=message, data=data)
-        telegram._open_queries.add(query.id)  # noqa: SLF001 - Telegram accepts an answer to any query
-        telegram._inject(Update(update_id=next(telegram._update_ids), callback_query=query))  # noqa: SLF001
-        self.pressed.append(query.id)
-        return query.id
+        update = self.shop.telegram.forge_press(self.user_id, message.message_id, data)
+        assert update.callback_query is not None
+        self.pressed.append(update.callback_query.id)
+        return update.callback_query.id
 
     async def screen(self, key: str, **args: object) -> Message:
         """The bot message (new or edited) that shows this text."""
@@ -349,8 +344,7 @@ async def test_two_instances_sharing_redis_fsm_buy_once(database_url: str, redis
             # The same Confirm pressed twice, each press delivered to another instance.
             updates = []
             for number in (1, 2):
-                query_id = str(next(_forged_ids))
-                shop.telegram._open_queries.add(query_id)  # noqa: SLF001 - delivered around the emulator
+                query_id = shop.telegram.open_query()  # delivered around the emulator, answered through it
                 chat.pressed.append(query_id)
                 updates.append(AiogramUpdate.model_validate({"update_id": 900_000 + number, "callback_query": {
                     "id": query_id, "from": msgspec.to_builtins(shop.telegram.users[610]), "chat_instance": "1",

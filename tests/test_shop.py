@@ -77,15 +77,17 @@ async def test_telegram_outage_is_waited_out_and_polling_resumes(database_url: s
         assert shop.shop.supervisor.services["telegram"] == "running"
 
 
-async def test_a_failing_update_does_not_stop_the_bot(database_url: str) -> None:
+async def test_a_failing_update_gets_an_apology_and_does_not_stop_the_bot(database_url: str) -> None:
     async with running_shop(database_url) as shop:
         shop.telegram.fail_next("sendMessage", error_code=400, description="Bad Request: chat not found")
         shop.telegram.send_text(8, "/start")
         failed = await shop.telegram.wait_for_call("sendMessage")
         assert not failed.ok
+        apology = await shop.telegram.wait_for_call("sendMessage")
+        assert apology.ok and "Sorry, something went wrong" in apology.params["text"]
         shop.telegram.send_text(8, "/start")
         answered = await shop.telegram.wait_for_call("sendMessage")
-        assert answered.ok
+        assert answered.ok and "Welcome" in answered.params["text"]
         metrics = (await shop.http.get("/metrics")).text
         assert 'telegram_bot_errors_total{kind="handler"} 1.0' in metrics
 

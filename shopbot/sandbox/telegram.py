@@ -170,9 +170,25 @@ class TelegramEmulator:
             raise LookupError(f"message {message_id} in chat {user_id} has no button with callback_data "
                               f"{callback_data!r}; its callback buttons: {offered}")
         assert message is not None
-        query = CallbackQuery(id=str(next(self._query_ids)), from_=self.users[user_id],
+        return self._press(user_id, message, callback_data)
+
+    def forge_press(self, user_id: int, message_id: int, callback_data: str) -> Update:
+        """What a modified client can send: any callback data under one of the bot's messages in the chat
+        (Telegram does not check it against the buttons shown). For testing that forgeries change nothing."""
+        message = self._chats[user_id].messages.get(message_id) if user_id in self._chats else None
+        if message is None:
+            raise LookupError(f"no message {message_id} in chat {user_id}")
+        return self._press(user_id, message, callback_data)
+
+    def open_query(self) -> str:
+        """A callback query id the bot may answer, for an update a test delivers around the emulator."""
+        query_id = str(next(self._query_ids))
+        self._open_queries.add(query_id)
+        return query_id
+
+    def _press(self, user_id: int, message: Message, callback_data: str) -> Update:
+        query = CallbackQuery(id=self.open_query(), from_=self.users[user_id],
                               chat_instance=str(self.bot_id * 7919 + user_id), message=message, data=callback_data)
-        self._open_queries.add(query.id)
         return self._inject(Update(update_id=next(self._update_ids), callback_query=query))
 
     @property
