@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import json
 from decimal import Decimal
 from typing import Any
@@ -102,7 +103,7 @@ def _php_string(text: str, escape_unicode: bool) -> str:
 
 def _php_float(number: float) -> str:
     """PHP's json_encode float format (serialize_precision -1): shortest digits, `1.0e-5`, `129` for 129.0."""
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise ValueError("PHP cannot json_encode INF or NAN")
     sign, digit_tuple, exponent = Decimal(repr(number)).as_tuple()
     assert isinstance(exponent, int)
