@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import math
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
