@@ -176,8 +176,9 @@ def command_sandbox(args: argparse.Namespace) -> int:
     async def main_sandbox() -> int:
         async with anyio.create_task_group() as group:
             urls = await group.start(partial(run_sandbox, data_dir=args.data_dir, host=args.host, port=args.port))
-            print(f"shopbot sandbox is running at {urls.shop} (emulators: Telegram {urls.telegram}, Heleket "
-                  f"{urls.heleket}, Fragment {urls.fragment}); Ctrl-C stops it", flush=True)
+            print(f"shopbot sandbox is running at {urls.page} (open it in a browser; the shop itself: {urls.shop}, "
+                  f"emulators: Telegram {urls.telegram}, Heleket {urls.heleket}, Fragment {urls.fragment}); "
+                  "Ctrl-C stops it", flush=True)
         return 0
 
     return anyio.run(main_sandbox, backend="asyncio")

@@ -24,10 +24,12 @@ from shopbot.app import RunningShop, run_shop, watch_signals
 from shopbot.config.schema import Config, WebConfig
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
+from shopbot.sandbox.chat import ChatPage
 from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
 from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
 from shopbot.sandbox.wallet_seed import throwaway_mnemonic, wallet_address_of
+from shopbot.web.asgi import serve_asgi
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
@@ -35,6 +37,7 @@ SANDBOX_WALLET_TON = 1000
 
 
 class SandboxUrls(msgspec.Struct, frozen=True):
+    page: str  # the web chat to open (it forwards every other path to the shop)
     shop: str
     telegram: str
     heleket: str
@@ -90,7 +93,9 @@ async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080,
     """Run the emulators and the shop until stopped; return the exit code."""
     lifecycle = lifecycle or Lifecycle()
     emulators = make_emulators()
-    port = port or free_port(host)
+    # The web chat takes the operator's host and port; the shop moves to a free loopback port.
+    page_host, page_port = host, port
+    host, port = LOOPBACK, free_port(LOOPBACK)
     shop_done = anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(watch_signals, lifecycle, group.cancel_scope, name="signals")
@@ -109,7 +114,12 @@ async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080,
                 shop_done.set()
 
         running = await group.start(shop)
-        task_status.started(SandboxUrls(shop=f"http://{host}:{running.web_port}",
+        shop_url = f"http://{host}:{running.web_port}"
+        chat = ChatPage(telegram=emulators.telegram, heleket=emulators.heleket, fragment=emulators.fragment,
+                        shop=running, shop_url=shop_url)
+        page_port = await group.start(partial(serve_asgi, chat.app, host=page_host, port=page_port,
+                                              graceful_seconds=1.0), name="sandbox web chat")
+        task_status.started(SandboxUrls(page=f"http://{page_host}:{page_port}", shop=shop_url,
                                         **{name: f"http://{LOOPBACK}:{value}" for name, value in ports.items()}))
         # The shop drains first (within its own grace period); the emulators go once it has returned.
         await shop_done.wait()

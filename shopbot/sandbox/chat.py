@@ -1,0 +1,353 @@
+"""The sandbox's web chat: talk to the bot as a test user, pay invoices, watch Fragment, flip faults.
+
+The page (static/chat.html) polls a small JSON API over the emulators; balances are read through the
+running shop's ledger. Every other path is forwarded to the shop's own web server, so the one address
+the sandbox prints also answers the shop's /health and /metrics.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import httpx
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from shopbot.app import RunningShop
+from shopbot.bot.notices import format_money
+from shopbot.sandbox.fragment import ENDPOINTS, FragmentEmulator
+from shopbot.sandbox.fragment_wire import STATUS_OF
+from shopbot.sandbox.heleket import HeleketEmulator
+from shopbot.sandbox.telegram import TelegramEmulator
+from shopbot.sandbox.telegram_wire import InlineKeyboardButton, Message, MessageEntity
+
+STATIC = Path(__file__).parent / "static"
+FIRST_USER_ID = 100_000_001
+# Where the emulated Heleket says its hosted payment page is; the chat opens its own /pay page instead.
+HELEKET_PAGE = re.compile(r"https://pay\.heleket\.com/pay/([0-9a-f-]{36})")
+HOP_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length",
+                         "content-encoding", "upgrade"})
+TAGS = {"bold": "b", "italic": "i", "underline": "u", "strikethrough": "s", "code": "code", "pre": "pre",
+        "blockquote": "blockquote", "expandable_blockquote": "blockquote"}
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Username = Annotated[str, msgspec.Meta(pattern=r"^@?[A-Za-z0-9_]{4,32}$")]
+
+
+class NewUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    first_name: Name
+    username: Username | None = None
+    language_code: Literal["en", "ru"] = "en"
+
+
+class SentText(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+class Press(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    message_id: int
+    callback_data: str
+
+
+class Switch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="kind"):
+    """One flip of a fault switch; `kind` says which."""
+
+
+class FragmentFails(Switch, tag="fragment_fail"):
+    endpoint: str
+    code: str
+    times: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+
+
+class FragmentDrops(Switch, tag="fragment_drop"):
+    endpoint: str
+    times: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+
+
+class FragmentSlow(Switch, tag="fragment_latency"):
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=60)]
+
+
+class WebhooksFail(Switch, tag="heleket_fail_webhooks"):
+    count: Annotated[int, msgspec.Meta(ge=0, le=100)]
+
+
+class WebhooksTwice(Switch, tag="heleket_duplicate_webhooks"):
+    on: bool
+
+
+Fault = FragmentFails | FragmentDrops | FragmentSlow | WebhooksFail | WebhooksTwice
+
+
+def fail(status: int, detail: str) -> HTTPException:
+    return HTTPException(status, detail)
+
+
+def decode(raw: bytes, kind: Any) -> Any:
+    """The body as kind, or a 400 that says what is wrong with it."""
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as error:
+        raise fail(400, f"invalid request: {error}") from None
+    except msgspec.DecodeError as error:
+        raise fail(400, f"the body is not JSON: {error}") from None
+
+
+def render_html(text: str, entities: list[MessageEntity] | None) -> str:
+    """The message as HTML, from Telegram's text and entities (offsets in UTF-16 code units)."""
+    units = text.encode("utf-16-le")
+    opening: dict[int, list[MessageEntity]] = {}
+    closing: dict[int, list[str]] = {}
+    for entity in sorted(entities or [], key=lambda e: (e.offset, -e.length)):
+        opening.setdefault(entity.offset, []).append(entity)
+    out: list[str] = []
+    bounds = sorted({0, len(units) // 2, *opening, *(e.offset + e.length for e in entities or [])})
+    for start, end in itertools.pairwise(bounds):
+        out.extend(reversed(closing.pop(start, [])))
+        for entity in opening.get(start, []):
+            tag, close = open_tag(entity, units[2 * start:2 * (start + entity.length)].decode("utf-16-le"))
+            out.append(tag)
+            closing.setdefault(entity.offset + entity.length, []).append(close)
+        out.append(html.escape(units[2 * start:2 * end].decode("utf-16-le")))
+    for rest in sorted(closing):
+        out.extend(reversed(closing[rest]))
+    return "".join(out).replace("\n", "<br>")
+
+
+def open_tag(entity: MessageEntity, covered: str) -> tuple[str, str]:
+    if entity.type in TAGS:
+        return f"<{TAGS[entity.type]}>", f"</{TAGS[entity.type]}>"
+    if entity.type == "spoiler":
+        return '<span class="spoiler">', "</span>"
+    if entity.type in ("text_link", "url"):
+        target = local_url(entity.url or covered)
+        return f'<a href="{html.escape(target)}" target="_blank" rel="noopener">', "</a>"
+    if entity.type == "bot_command":
+        return f'<a href="#" class="command" data-command="{html.escape(covered)}">', "</a>"
+    return f'<span class="{html.escape(entity.type)}">', "</span>"
+
+
+def local_url(url: str) -> str:
+    """The chat's own payment page for a Heleket invoice link; any other URL unchanged."""
+    found = HELEKET_PAGE.fullmatch(url)
+    return f"/pay/{found.group(1)}" if found else url
+
+
+def button_view(button: InlineKeyboardButton) -> dict[str, Any]:
+    return {"text": button.text, "callback_data": button.callback_data,
+            "url": local_url(button.url) if button.url else None}
+
+
+class ChatPage:
+    """The page and its API over one sandbox's emulators and shop. Serve `app`."""
+
+    def __init__(self, *, telegram: TelegramEmulator, heleket: HeleketEmulator, fragment: FragmentEmulator,
+                 shop: RunningShop, shop_url: str) -> None:
+        self.telegram, self.heleket, self.fragment, self.shop = telegram, heleket, fragment, shop
+        self.shop_url = shop_url
+        self.switches: dict[str, Any] = {"fragment_latency": fragment.latency, "heleket_duplicate_webhooks": False,
+                                         "armed": []}
+        self._http: httpx.AsyncClient | None = None
+        api = [
+            Route("/setup", self.get_setup, methods=["GET"]),
+            Route("/users", self.post_user, methods=["POST"]),
+            Route("/users/{user_id:int}", self.put_user, methods=["PUT"]),
+            Route("/chats/{user_id:int}/messages", self.get_messages, methods=["GET"]),
+            Route("/chats/{user_id:int}/messages", self.post_message, methods=["POST"]),
+            Route("/chats/{user_id:int}/press", self.post_press, methods=["POST"]),
+            Route("/invoices/{uuid}", self.get_invoice, methods=["GET"]),
+            Route("/invoices/{uuid}/{action}", self.post_invoice, methods=["POST"]),
+            Route("/panel", self.get_panel, methods=["GET"]),
+            Route("/faults", self.post_fault, methods=["POST"]),
+        ]
+        self.app = Starlette(routes=[
+            Route("/", self.get_page, methods=["GET"]),
+            Route("/pay/{uuid}", self.get_page, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC)),
+            Mount("/api", routes=api),
+            Route("/{path:path}", self.forward, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+        ], exception_handlers={HTTPException: self.on_http_error}, lifespan=self._lifespan)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(base_url=self.shop_url, timeout=30.0) as http:
+            self._http = http
+            yield
+        self._http = None
+
+    async def get_page(self, request: Request) -> Response:
+        return FileResponse(STATIC / "chat.html", media_type="text/html")
+
+    async def on_http_error(self, request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return JSONResponse({"error": error.detail}, status_code=error.status_code)
+
+    # --- users and chats ---------------------------------------------------------------------------------
+
+    async def get_setup(self, request: Request) -> Response:
+        return JSONResponse({
+            "bot": {"name": self.telegram.bot.first_name, "username": self.telegram.bot.username},
+            "users": [self.user_view(user_id) for user_id in sorted(self.telegram.users)],
+            "fragment_endpoints": list(ENDPOINTS), "fragment_codes": sorted(STATUS_OF),
+        })
+
+    async def post_user(self, request: Request) -> Response:
+        asked = decode(await request.body(), NewUser)
+        user_id = max([FIRST_USER_ID - 1, *self.telegram.users]) + 1
+        self.add(user_id, asked)
+        return JSONResponse(self.user_view(user_id), status_code=201)
+
+    async def put_user(self, request: Request) -> Response:
+        user_id = self.known_user(request)
+        self.add(user_id, decode(await request.body(), NewUser))
+        return JSONResponse(self.user_view(user_id))
+
+    async def get_messages(self, request: Request) -> Response:
+        user_id = self.known_user(request)
+        messages = self.telegram.chat_messages(user_id, include_user=True)
+        return JSONResponse({"messages": [self.message_view(message) for message in messages]})
+
+    async def post_message(self, request: Request) -> Response:
+        user_id = self.known_user(request)
+        self.telegram.send_text(user_id, decode(await request.body(), SentText).text)
+        return JSONResponse({"sent": True}, status_code=201)
+
+    async def post_press(self, request: Request) -> Response:
+        user_id = self.known_user(request)
+        press = decode(await request.body(), Press)
+        try:
+            self.telegram.press_button(user_id, press.message_id, press.callback_data)
+        except LookupError as error:
+            raise fail(409, f"that button is no longer there: {error}") from None
+        return JSONResponse({"pressed": True})
+
+    def add(self, user_id: int, asked: NewUser) -> None:
+        username = asked.username.removeprefix("@") if asked.username else None
+        self.telegram.add_user(user_id, first_name=asked.first_name, username=username,
+                               language_code=asked.language_code)
+
+    def known_user(self, request: Request) -> int:
+        user_id: int = request.path_params["user_id"]
+        if user_id not in self.telegram.users:
+            raise fail(404, f"no test user {user_id}: create one first")
+        return user_id
+
+    def user_view(self, user_id: int) -> dict[str, Any]:
+        user = self.telegram.users[user_id]
+        return {"id": user.id, "first_name": user.first_name, "username": user.username,
+                "language_code": user.language_code}
+
+    def message_view(self, message: Message) -> dict[str, Any]:
+        mine = message.from_ is not None and message.from_.id == self.telegram.bot_id
+        keyboard = message.reply_markup.inline_keyboard if message.reply_markup else []
+        return {"id": message.message_id, "from": "bot" if mine else "user", "date": message.date,
+                "edited": message.edit_date is not None, "html": render_html(message.text or "", message.entities),
+                "keyboard": [[button_view(button) for button in row] for row in keyboard]}
+
+    # --- Heleket's payment page --------------------------------------------------------------------------
+
+    async def get_invoice(self, request: Request) -> Response:
+        uuid = request.path_params["uuid"]
+        invoice = self.heleket.invoices.get(uuid)
+        if invoice is None:
+            raise fail(404, f"no Heleket invoice {uuid}")
+        return JSONResponse(msgspec.to_builtins(invoice))
+
+    async def post_invoice(self, request: Request) -> Response:
+        uuid, action = request.path_params["uuid"], request.path_params["action"]
+        actions: dict[str, Callable[[str], Any]] = {"pay": self.heleket.pay, "underpay": self.heleket.underpay,
+                                                     "overpay": self.heleket.overpay, "expire": self.heleket.expire}
+        if action not in actions:
+            raise fail(404, f"no action {action!r}: pay, underpay, overpay or expire")
+        if uuid not in self.heleket.invoices:
+            raise fail(404, f"no Heleket invoice {uuid}")
+        try:
+            invoice = actions[action](uuid)
+        except ValueError as error:
+            raise fail(409, str(error)) from None
+        return JSONResponse(msgspec.to_builtins(invoice))
+
+    # --- the side panel and the fault switches -----------------------------------------------------------
+
+    async def get_panel(self, request: Request) -> Response:
+        raw = request.query_params.get("user_id")
+        balance: dict[str, str] | None = None
+        if raw is not None:
+            if not raw.isdigit():
+                raise fail(400, f"user_id must be a number, not {raw!r}")
+            balance = await self.balance(int(raw))
+        orders = sorted(self.fragment.orders.values(), key=lambda order: order.created_at, reverse=True)
+        payments = reversed(self.fragment.payments)
+        return JSONResponse({
+            "balance": balance,
+            "orders": [{"id": o.id, "status": o.status, "product": o.product, "amount": o.amount,
+                        "username": o.username, "cost": o.cost, "fee": o.fee, "txid": o.txid,
+                        "created_at": o.created_at} for o in orders],
+            "payments": [{"order_ids": list(p.order_ids), "ton": str(Decimal(p.amount_nano) / 10**9),
+                          "outcome": p.outcome, "transaction_hash": p.transaction_hash, "time": p.time}
+                         for p in payments],
+            "switches": self.switches,
+        })
+
+    async def balance(self, user_id: int) -> dict[str, str] | None:
+        """The user's balance as the shop's ledger has it; None until the shop has met the user."""
+        try:
+            found = await self.shop.ledger.balance(user_id)
+        except asyncpg.ForeignKeyViolationError:
+            return None
+        currency = self.shop.ledger.currency
+        return {"available": format_money(found.available, currency), "held": format_money(found.held, currency)}
+
+    async def post_fault(self, request: Request) -> Response:
+        fault = decode(await request.body(), Fault)  # type: ignore[arg-type]
+        if isinstance(fault, FragmentFails | FragmentDrops) and fault.endpoint not in ENDPOINTS:
+            raise fail(400, f"no Fragment endpoint {fault.endpoint!r}; one of {', '.join(ENDPOINTS)}")
+        match fault:
+            case FragmentFails(endpoint=endpoint, code=code, times=times):
+                if code not in STATUS_OF:
+                    raise fail(400, f"no Fragment error code {code!r}; one of {', '.join(sorted(STATUS_OF))}")
+                self.fragment.fail_next(endpoint, code, times=times)  # type: ignore[arg-type]
+                self.arm(f"{endpoint}: {code} ×{times}")
+            case FragmentDrops(endpoint=endpoint, times=times):
+                self.fragment.drop_next(endpoint, times=times)  # type: ignore[arg-type]
+                self.arm(f"{endpoint}: connection dropped ×{times}")
+            case FragmentSlow(seconds=seconds):
+                self.fragment.latency = seconds
+                self.switches["fragment_latency"] = seconds
+            case WebhooksFail(count=count):
+                self.heleket.fail_webhooks(count)
+                self.arm(f"Heleket webhooks: next {count} attempts fail")
+            case WebhooksTwice(on=on):
+                self.heleket.duplicate_webhooks(on)
+                self.switches["heleket_duplicate_webhooks"] = on
+        return JSONResponse(self.switches)
+
+    def arm(self, what: str) -> None:
+        self.switches["armed"] = [what, *self.switches["armed"]][:10]
+
+    # --- everything else belongs to the shop -------------------------------------------------------------
+
+    async def forward(self, request: Request) -> Response:
+        assert self._http is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        try:
+            answer = await self._http.request(request.method, request.url.path, params=request.query_params,
+                                              headers=headers, content=await request.body())
+        except httpx.HTTPError as error:
+            raise fail(502, f"the shop's web server did not answer: {error!r}") from None
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
+        return Response(answer.content, status_code=answer.status_code, headers=kept)
+
