@@ -49,6 +49,7 @@ from shopbot.payments.reconciler import Reconciler
 from shopbot.payments.settle import Settlement
 from shopbot.payments.topup import TopUps
 from shopbot.redis_client import open_redis
+from shopbot.stats import shop_stats
 from shopbot.supervisor import ServiceFn, Supervisor
 from shopbot.web.app import build_web_app
 from shopbot.web.asgi import serve_asgi
@@ -160,6 +161,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         else:
             telegram_service = Poller(updates, lifecycle, texts, poll_timeout=config.telegram.poll_timeout).run
 
+        metrics.refreshers.append(shop_stats(pool, metrics, [fulfilment.breaker]))
         routes = [heleket_webhook_route(config, settlement, metrics)]
         if receiver is not None:
             routes.append(receiver.route())

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+log = logging.getLogger(__name__)
+Refresh = Callable[[], Awaitable[None]]
+REFRESH_SECONDS = 2.0
 
 
 class Metrics:
@@ -27,6 +35,25 @@ class Metrics:
         self.circuit_open = Gauge("shopbot_circuit_open", "1 while a service's circuit is open.", ["service"],
                                   registry=r)
         self.ready = Gauge("shopbot_ready", "1 while the shop is ready to serve.", registry=r)
+        self.response_time = Histogram(
+            "telegram_bot_response_time_seconds", "Time to handle one Telegram update.", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+        self.active_users = Gauge("telegram_bot_active_users", "Distinct users seen in the last 24 hours.",
+                                  registry=r)
+        self.orders_in_state = Gauge("shopbot_orders_in_state", "Orders by their current state.", ["state"],
+                                     registry=r)
+        self.ledger_movements = Gauge("shopbot_ledger_movements", "Movements in the ledger.", registry=r)
+        # Values read from the database when Prometheus scrapes, not on every event.
+        self.refreshers: list[Refresh] = []
+
+    async def refresh(self) -> None:
+        """Bring the scraped-on-demand values up to date; a slow or failing source keeps its last value."""
+        for refresh in self.refreshers:
+            try:
+                with anyio.fail_after(REFRESH_SECONDS):
+                    await refresh()
+            except Exception as exc:  # noqa: BLE001 - a metric source failing must not fail the scrape
+                log.warning("metrics refresh failed: %s", exc)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -170,3 +170,21 @@ async def test_the_wallet_watch_alerts_once_per_drop(shop: ShopUnderTest) -> Non
     assert "4.00 TON left" in alerts[-1]
     metrics = (await shop.http.get("/metrics")).text
     assert "shopbot_wallet_balance_ton 4.0" in metrics
+
+
+async def test_metrics_after_a_purchase_show_sensible_values(shop: ShopUnderTest) -> None:
+    buyer = await funded_buyer(shop, 508, "10")
+    shop.telegram.send_text(buyer, "/start")
+    await shop.telegram.wait_for_call("sendMessage", predicate=lambda c: c.params["chat_id"] == buyer)
+    quote = await shop.shop.fulfilment.shopfront.quote("stars", 100, "best_friend")
+    order = await shop.shop.fulfilment.shopfront.place(buyer, quote)
+    await wait_final(shop, order.id)
+    text = (await shop.http.get("/metrics")).text
+    assert "telegram_bot_active_users 1.0" in text
+    assert 'shopbot_orders_in_state{state="completed"} 1.0' in text
+    assert 'shopbot_orders_in_state{state="queued"} 0.0' in text
+    assert 'shopbot_orders_total{state="completed"} 1.0' in text
+    assert "shopbot_ledger_movements 3.0" in text  # the test's bonus, the hold, the capture
+    assert 'shopbot_circuit_open{service="fragment"} 0.0' in text
+    assert "telegram_bot_response_time_seconds_count 1.0" in text
+    assert "telegram_bot_messages_total 1.0" in text

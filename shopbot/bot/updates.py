@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
@@ -39,6 +40,7 @@ class UpdateHandler:
         self.metrics.updates.inc()
         if update.message is not None:
             self.metrics.messages.inc()
+        started = time.perf_counter()
         try:
             response = await self.dispatcher.feed_update(self.bot, update)
             if isinstance(response, TelegramMethod):
@@ -46,3 +48,5 @@ class UpdateHandler:
         except Exception:  # noqa: BLE001 - the loop boundary for one update
             self.metrics.errors.labels("handler").inc()
             log.exception("update %d failed", update.update_id)
+        finally:
+            self.metrics.response_time.observe(time.perf_counter() - started)

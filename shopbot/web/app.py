@@ -20,6 +20,7 @@ def build_web_app(health: HealthChecks, metrics: Metrics, extra_routes: list[Rou
     """The shop's web app; later areas add their routes (webhooks, API) through extra_routes."""
 
     async def render_metrics(_: Request) -> Response:
+        await metrics.refresh()
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def on_http_error(_: Request, exc: Exception) -> Response:
