@@ -51,6 +51,7 @@ from shopbot.payments.topup import TopUps
 from shopbot.redis_client import open_redis
 from shopbot.stats import shop_stats
 from shopbot.supervisor import ServiceFn, Supervisor
+from shopbot.web.api import api_routes
 from shopbot.web.app import build_web_app
 from shopbot.web.asgi import serve_asgi
 from shopbot.web.health import HealthChecks
@@ -162,7 +163,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
             telegram_service = Poller(updates, lifecycle, texts, poll_timeout=config.telegram.poll_timeout).run
 
         metrics.refreshers.append(shop_stats(pool, metrics, [fulfilment.breaker]))
-        routes = [heleket_webhook_route(config, settlement, metrics)]
+        routes = [heleket_webhook_route(config, settlement, metrics), *api_routes(config, pool, ledger)]
         if receiver is not None:
             routes.append(receiver.route())
         web = build_web_app(build_health(lifecycle, pool, bot, redis, fulfilment), metrics, routes)

@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     log_in.add_argument("--timeout", type=float, default=300.0,
                         help="seconds to wait for the Telegram confirmation (default 300)")
     log_in.add_argument("--headless", action="store_true", help="no window even when DISPLAY is set")
+    api = commands.add_parser("api", help="the REST API")
+    api_commands = api.add_subparsers(dest="api_command", metavar="SUBCOMMAND", required=True)
+    token = api_commands.add_parser("token", help="mint a bearer token for the REST API")
+    token.add_argument("--scope", action="append", required=True, choices=["balance:read", "transactions:read"],
+                       help="a scope the token grants (repeat for several)")
+    token.add_argument("--user", type=int, default=None, help="limit the token to this Telegram user id")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until the token expires (default 3600)")
     sandbox = commands.add_parser("sandbox", help="try the whole shop locally against emulated services")
     sandbox.add_argument("--host", default="127.0.0.1", help="address of the shop's web server (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8080, help="port of the shop's web server (default 8080; 0 picks one)")
@@ -163,6 +170,19 @@ def command_fragment(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_api_token(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if not config.api.jwt_secret:
+        return fail("api.jwt_secret: not set, so the API is off and no token can be made")
+    from shopbot.web.api_auth import mint_token
+
+    try:
+        print(mint_token(config.api.jwt_secret.reveal(), scopes=args.scope, user_id=args.user, ttl_seconds=args.ttl))
+    except ValueError as exc:
+        return fail(str(exc))
+    return 0
+
+
 def command_sandbox(args: argparse.Namespace) -> int:
     from shopbot.config.schema import LogConfig
 
@@ -199,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_ledger_verify(args)
         if args.command == "fragment":
             return command_fragment(args)
+        if args.command == "api":
+            return command_api_token(args)
         if args.command == "sandbox":
             return command_sandbox(args)
         return command_serve(args)

@@ -7,11 +7,12 @@ import asyncpg
 import pytest
 
 from shopbot.app import run_shop
-from shopbot.config.schema import RedisConfig, WebConfig
+from shopbot.config.schema import ApiConfig, RedisConfig, WebConfig
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
 from shopbot.supervisor import ServiceStartError
+from shopbot.web.api_auth import mint_token
 from tests.shop_harness import TOKEN, free_port, running_shop, shop_config
 
 
@@ -141,3 +142,16 @@ async def test_the_command_menu_is_registered_in_both_languages(database_url: st
         assert set(by_language) == {None, "en", "ru"}
         russian = {c["command"]: c["description"] for c in by_language["ru"]}
         assert russian["buy_stars"] == "Купить Telegram Stars" and "paysupport" in russian
+
+
+async def test_the_shop_serves_the_rest_api_only_with_a_secret(database_url: str) -> None:
+    secret = "a-long-enough-secret-for-hs256-signing"
+    async with running_shop(database_url, api=ApiConfig(jwt_secret=Secret(secret))) as shop:
+        shop.telegram.send_text(31, "/start")
+        await shop.telegram.wait_for_call("sendMessage")
+        token = mint_token(secret, scopes=["balance:read"], user_id=31, ttl_seconds=60)
+        answer = await shop.http.get("/api/v1/users/31/balance", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.json()["available"] == "0.00000000"
+    async with running_shop(database_url) as shop:
+        off = await shop.http.get("/api/v1/users/31/balance")
+        assert off.status_code == 401 and "the API is off" in off.json()["error"]
