@@ -143,7 +143,7 @@ class OrderWorker:
                                                      order.idempotency_key)
         except FragmentFailure as failure:
             if failure.kind == "definite":  # nothing can have been paid before a payment was signed
-                await self._refund(order, failure)
+                await self._refund(order, refund_reason(failure))
                 return
             raise
         self.breaker.record_success()
@@ -157,7 +157,7 @@ class OrderWorker:
             prepared = await self.client.prepare(created)
         except FragmentFailure as failure:
             if failure.kind == "definite":
-                await self._refund(order, failure)
+                await self._refund(order, refund_reason(failure))
                 return
             if failure.kind == "ambiguous":
                 await queries.orders.set_fragment_order(self.pool, order.id, fragment_id, None)
@@ -195,7 +195,7 @@ class OrderWorker:
             await self._complete(order, txid_of(answer), order.fragment_order_id)
         elif status in FAILED:
             reason = "refund-reason-failed" if status == "failed" else "refund-reason-expired"
-            await self._refund_verified(order, reason)
+            await self._refund(order, reason)
         elif status == "created":
             await self._unpaid(order)
         else:  # processing: the payment is on its way
@@ -207,7 +207,7 @@ class OrderWorker:
         if status in PAID:
             await self._complete(order, txid_of(answer), fragment_id)
         elif status in FAILED or status == "created":
-            await self._refund(order, failure)
+            await self._refund(order, refund_reason(failure))
         else:
             await self.orders.to_verifying(order, str(failure), backoff(order.attempts))
 
@@ -231,14 +231,8 @@ class OrderWorker:
             log.info("order %s delivered: %s %s to @%s", order.id, order.quantity, order.product, order.recipient)
             await self._tell(self.notifier.delivered(done))
 
-    async def _refund(self, order: Order, failure: FragmentFailure) -> None:
-        reason = refund_reason(failure)
-        done = await self.orders.refund(order, reason)
-        if done is not None:
-            self.metrics.orders.labels("refunded").inc()
-            await self._tell(self.notifier.refunded(done, reason))
-
-    async def _refund_verified(self, order: Order, reason: str) -> None:
+    async def _refund(self, order: Order, reason: str) -> None:
+        """Release the hold (once) and tell the buyer; `reason` is the key of the text they read."""
         done = await self.orders.refund(order, reason)
         if done is not None:
             self.metrics.orders.labels("refunded").inc()

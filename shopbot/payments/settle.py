@@ -112,10 +112,11 @@ class Settlement:
             return Outcome.MISMATCH
         credited: Credited | None = None
         await self.ledger.open_accounts(invoice["user_id"], SystemAccount.HELEKET_CLEARING)
+        raw = _json.encode(payload).decode()
         async with self.pool.acquire() as conn, conn.transaction():
             locked = await queries.invoices.invoice_for_update(conn, invoice["id"])
             event = await queries.invoices.record_invoice_event(
-                conn, locked["id"], state.uuid, state.status, state.is_final, source, _json.encode(payload).decode())
+                conn, locked["id"], state.uuid, state.status, state.is_final, source, raw)
             if event is None:
                 return Outcome.DUPLICATE
             amount, attention = decide_credit(state, self.config)
@@ -128,8 +129,7 @@ class Settlement:
                     credited = Credited(locked["user_id"], locked["id"], amount, locked["currency"], posted.available)
             await queries.invoices.apply_invoice_status(
                 conn, locked["id"], state.uuid, state.status, state.is_final, state.payer_currency,
-                state.payer_amount, state.payment_amount, credited.amount if credited else None, attention,
-                _json.encode(payload).decode())
+                state.payer_amount, state.payment_amount, credited.amount if credited else None, attention, raw)
         if attention:
             log.warning("invoice %s needs attention: %s", invoice["order_id"], attention)
         if credited is None:
