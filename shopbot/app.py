@@ -39,6 +39,7 @@ from shopbot.db.migrate import apply_migrations
 from shopbot.db.pool import open_pool
 from shopbot.db.queries import queries
 from shopbot.db.server import open_database_server
+from shopbot.guard.redis_link import RedisLink
 from shopbot.fulfilment.assemble import Fulfilment, assemble_fulfilment, open_cookie_refresher
 from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
@@ -76,6 +77,7 @@ class RunningShop:
     topups: TopUps
     reconciler: Reconciler | None
     fulfilment: Fulfilment
+    link: RedisLink
 
 
 @contextlib.asynccontextmanager
@@ -136,6 +138,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         pool = await stack.enter_async_context(open_pool(dsn, config.database))
         await apply_migrations(pool)
         redis = await stack.enter_async_context(open_redis(config.redis))
+        link = RedisLink(redis, metrics)
         bot = await stack.enter_async_context(open_bot(config.telegram))
         heleket = await stack.enter_async_context(open_heleket(config))
         ledger = Ledger(pool, config.shop.currency)
@@ -186,7 +189,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
             metrics.ready.set(1)
             log.info("shop ready: web on http://%s:%d", config.web.host, web_port)
             task_status.started(RunningShop(config, lifecycle, metrics, pool, bot, supervisor, web_port, ledger,
-                                            topups, reconciler, fulfilment))
+                                            topups, reconciler, fulfilment, link))
             await lifecycle.stopping.wait()
             metrics.ready.set(0)
             # Services drain on their own; whatever still runs at the grace deadline is cancelled.

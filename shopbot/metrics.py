@@ -43,6 +43,12 @@ class Metrics:
         self.orders_in_state = Gauge("shopbot_orders_in_state", "Orders by their current state.", ["state"],
                                      registry=r)
         self.ledger_movements = Gauge("shopbot_ledger_movements", "Movements in the ledger.", registry=r)
+        self.rate_limit_hits = Counter("telegram_bot_rate_limit_hits", "Requests refused by a rate limit.",
+                                       ["limit"], registry=r)
+        self.redis_fallback = Gauge("shopbot_redis_fallback",
+                                    "1 while Redis is configured but unreachable and in-process state answers.",
+                                    registry=r)
+        self.redis_outages = Counter("shopbot_redis_outages", "Times Redis became unreachable.", registry=r)
         # Values read from the database when Prometheus scrapes, not on every event.
         self.refreshers: list[Refresh] = []
 

@@ -134,6 +134,7 @@ class RateLimitConfig(Section):
     premium_multiplier: Positive = 2.0
     new_user_multiplier: Positive = 0.5
     new_user_window: NonNegativeInt = 86400
+    webhook_per_minute: PositiveInt = 1200
 
 
 class CacheConfig(Section):

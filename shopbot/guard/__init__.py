@@ -1,1 +1,1 @@
-"""Guards shared by the bot, the web server and the workers: circuit breakers (and, later, limits)."""
+"""Guards shared by the bot, the web server and the workers: the Redis link, rate limits, circuit breakers."""
