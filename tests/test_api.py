@@ -112,6 +112,20 @@ async def test_type_filter(client: httpx.AsyncClient) -> None:
     assert answer.json()["next_cursor"] is None
 
 
+async def test_status_filter_tells_money_still_reserved_from_settled(client: httpx.AsyncClient) -> None:
+    pending = (await client.get(f"/api/v1/transactions?user_id={ANN}&status=pending", headers=admin())).json()
+    # order:2 held 2 and released 1: its hold is still reserving 1; order:1 was captured.
+    assert [(t["reference"], t["held"], t["status"]) for t in pending["transactions"]] == [
+        ("order:2", "2.00000000", "pending")]
+    completed = (await client.get(f"/api/v1/transactions?user_id={ANN}&status=completed&limit=100",
+                                  headers=admin())).json()["transactions"]
+    everything = (await client.get(f"/api/v1/transactions?user_id={ANN}&limit=100", headers=admin())).json()
+    assert len(completed) + 1 == len(everything["transactions"])
+    assert all(t["status"] == "completed" for t in completed)
+    refused = await client.get(f"/api/v1/transactions?user_id={ANN}&status=paid", headers=admin())
+    assert refused.status_code == 422 and refused.json()["field"] == "status"
+
+
 async def test_keyset_pages_have_no_duplicates_or_gaps(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     everything = (await client.get("/api/v1/transactions", params={"user_id": ANN, "limit": 100},
                                    headers=admin())).json()
@@ -286,7 +300,7 @@ async def test_openapi_document_describes_both_endpoints(client: httpx.AsyncClie
     assert set(document["paths"]) == {"/api/v1/users/{user_id}/balance", "/api/v1/transactions"}
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     listed = {p["name"] for p in document["paths"]["/api/v1/transactions"]["get"]["parameters"]}
-    assert listed == {"user_id", "type", "limit", "cursor"}
+    assert listed == {"user_id", "type", "status", "limit", "cursor"}
 
 
 def test_mint_token_refuses_what_the_api_would_not_accept() -> None:

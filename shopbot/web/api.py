@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 TYPES = tuple(str(t) for t in MovementType)
+# pending: money still reserved for an order in progress; completed: every other movement.
+STATUSES = ("pending", "completed")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _CURSOR_PREFIX = "m"
@@ -52,6 +54,7 @@ class TransactionOut(msgspec.Struct, frozen=True, kw_only=True):
     amount: str
     available: str
     held: str
+    status: str
     created_at: datetime
 
 
@@ -171,24 +174,27 @@ def api_routes(config: Config, pool: asyncpg.Pool, ledger: Ledger) -> list[Route
     @_answering
     async def on_get_transactions(request: Request) -> Response:
         grant = authorize(request, "transactions:read")
-        params = _query(request, {"user_id", "type", "limit", "cursor"})
+        params = _query(request, {"user_id", "type", "status", "limit", "cursor"})
         user_id = _user_id(params["user_id"]) if "user_id" in params else grant.user_id
         type_ = params.get("type")
         if type_ is not None and type_ not in TYPES:
             raise BadQuery("type", f"expected one of {', '.join(TYPES)}")
+        status = params.get("status")
+        if status is not None and status not in STATUSES:
+            raise BadQuery("status", f"expected one of {', '.join(STATUSES)}")
         limit = _limit(params["limit"]) if "limit" in params else DEFAULT_LIMIT
         before = _decode_cursor(params["cursor"]) if "cursor" in params else None
         if user_id is not None:
             grant.require_user(user_id)
         # One row more than asked says whether there is a next page.
-        rows = await queries.api.transactions_page(pool, user_id, type_, before, limit + 1)
+        rows = await queries.api.transactions_page(pool, user_id, type_, before, limit + 1, status)
         shown = rows[:limit]
         page = TransactionPage(
             transactions=[
                 TransactionOut(id=row["id"], type=row["type"], reference=row["reference"], user_id=row["user_id"],
                                currency=row["currency"], amount=_amount(row["amount"]),
                                available=_amount(row["available"]), held=_amount(row["held"]),
-                               created_at=row["created_at"])
+                               status=row["status"], created_at=row["created_at"])
                 for row in shown
             ],
             next_cursor=_encode_cursor(shown[-1]["id"]) if len(rows) > limit else None,
@@ -247,6 +253,8 @@ def openapi_document() -> dict[str, object]:
                 "parameters": [
                     {"name": "user_id", "in": "query", "required": False, "schema": user_id},
                     {"name": "type", "in": "query", "required": False, "schema": {"enum": list(TYPES)}},
+                    {"name": "status", "in": "query", "required": False, "schema": {"enum": list(STATUSES)},
+                     "description": "pending: money still reserved for an order in progress"},
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
                     {"name": "cursor", "in": "query", "required": False,
@@ -271,13 +279,15 @@ def openapi_document() -> dict[str, object]:
                 "Transaction": {
                     "type": "object",
                     "required": ["id", "type", "reference", "user_id", "currency", "amount", "available", "held",
-                                 "created_at"],
+                                 "status", "created_at"],
                     "properties": {
                         "id": {"type": "integer"}, "type": {"enum": list(TYPES)}, "reference": {"type": "string"},
                         "user_id": user_id, "currency": {"type": "string"},
                         "amount": {**amount, "description": "signed change of the user's money (available + held)"},
                         "available": {**amount, "description": "signed change of the spendable balance"},
                         "held": {**amount, "description": "signed change of the held balance"},
+                        "status": {"enum": list(STATUSES),
+                                   "description": "pending: money still reserved for an order in progress"},
                         "created_at": {"type": "string", "format": "date-time"},
                     },
                 },
