@@ -178,7 +178,8 @@ async def test_a_user_token_reads_only_its_own_user(client: httpx.AsyncClient) -
 
 def _bad_tokens() -> list[tuple[str, str, int, str]]:
     now = int(time.time())
-    good = {"scope": " ".join(ALL), "exp": now + 60}
+    # Built when tests are collected, which on a busy machine can be minutes before they run.
+    good = {"scope": " ".join(ALL), "exp": now + 3600}
     header, payload = b64({"alg": "HS256", "typ": "JWT"}), b64(good)
     return [
         ("expired", jwt.encode({**good, "exp": now - 5}, SECRET, algorithm="HS256"), 401, "expired"),
@@ -197,7 +198,7 @@ def _bad_tokens() -> list[tuple[str, str, int, str]]:
         ("sub and user_id disagree", jwt.encode({**good, "sub": str(ANN), "user_id": BOB}, SECRET,
                                                 algorithm="HS256"), 401, "disagree"),
         ("wrong scope", jwt.encode({**good, "scope": "orders:write"}, SECRET, algorithm="HS256"), 403, "scope"),
-        ("no scope", jwt.encode({"exp": now + 60}, SECRET, algorithm="HS256"), 403, "scope"),
+        ("no scope", jwt.encode({"exp": now + 3600}, SECRET, algorithm="HS256"), 403, "scope"),
     ]
 
 
