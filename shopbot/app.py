@@ -23,22 +23,27 @@ import anyio
 import asyncpg
 from redis.asyncio import Redis
 from aiogram import Bot
-from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.fsm.storage.redis import RedisStorage
 from anyio import CancelScope
 from anyio.abc import TaskStatus
+from starlette.middleware import Middleware
 
 from shopbot.bot.dispatcher import BotServices, build_dispatcher
+from shopbot.bot.limits import BotLimits
 from shopbot.bot.notices import topup_notifier
 from shopbot.bot.poller import Poller
 from shopbot.bot.updates import UpdateHandler
 from shopbot.bot.webhook import WebhookReceiver
 from shopbot.bot.session import open_bot
+from shopbot.bot.telegram_circuit import unguarded_check
+from shopbot.bot.storage import FailoverStorage
+from shopbot.cache import Cache
 from shopbot.config.schema import Config
 from shopbot.db.migrate import apply_migrations
 from shopbot.db.pool import open_pool
 from shopbot.db.queries import queries
 from shopbot.db.server import open_database_server
+from shopbot.guard.circuit import CircuitBreaker, open_circuits
+from shopbot.guard.limiter import RateLimiter
 from shopbot.guard.redis_link import RedisLink
 from shopbot.fulfilment.assemble import Fulfilment, assemble_fulfilment, open_cookie_refresher
 from shopbot.ledger import Ledger
@@ -56,7 +61,9 @@ from shopbot.web.api import api_routes
 from shopbot.web.app import build_web_app
 from shopbot.web.asgi import serve_asgi
 from shopbot.web.health import HealthChecks
+from shopbot.web.client_ip import parse_networks
 from shopbot.web.heleket_webhook import heleket_webhook_route
+from shopbot.web.webhook_guard import WebhookGuard
 
 log = logging.getLogger(__name__)
 TELEGRAM_CHECK_CACHE_SECONDS = 15.0
@@ -81,15 +88,16 @@ class RunningShop:
 
 
 @contextlib.asynccontextmanager
-async def open_heleket(config: Config) -> AsyncIterator[HeleketClient | None]:
-    """The Heleket client when a merchant and key are configured, else None (top-ups are off)."""
+async def open_heleket(config: Config, breaker: CircuitBreaker | None = None) -> AsyncIterator[HeleketClient | None]:
+    """The Heleket client when a merchant and key are configured, else None (top-ups are off); its calls
+    go through `breaker`, Heleket's circuit, when one is given."""
     heleket = config.heleket
     if not (heleket.merchant_uuid and heleket.api_key):
         log.warning("Heleket is not configured ([heleket] merchant_uuid, api_key): top-ups are off")
         yield None
         return
     async with HeleketClient(base_url=heleket.base_url, merchant_uuid=heleket.merchant_uuid,
-                             api_key=heleket.api_key.reveal()) as client:
+                             api_key=heleket.api_key.reveal(), breaker=breaker) as client:
         yield client
 
 
@@ -115,14 +123,16 @@ def telegram_check(bot: Bot) -> Callable[[], Awaitable[object]]:
 
 
 def build_health(lifecycle: Lifecycle, pool: asyncpg.Pool, bot: Bot, redis: Redis | None,
-                 fulfilment: Fulfilment) -> HealthChecks:
-    """What /health/detailed asks and reports."""
+                 fulfilment: Fulfilment, circuits: dict[str, CircuitBreaker]) -> HealthChecks:
+    """What /health/detailed asks and reports. Telegram's getMe bypasses its circuit: the check says
+    whether Telegram answers now, and an open circuit alone never makes the shop unready."""
     health = HealthChecks(lifecycle)
     health.checks["database"] = partial(queries.health.ping, pool)
-    health.checks["telegram"] = telegram_check(bot)
+    health.checks["telegram"] = unguarded_check(telegram_check(bot))
     if redis is not None:
         health.checks["redis"] = redis.ping
-    health.circuits["fragment"] = lambda: fulfilment.breaker.state
+    for name, breaker in circuits.items():
+        health.circuits[name] = breaker.state
     wallet = fulfilment.wallet
     if wallet is not None:
         health.facts["wallet_ton"] = lambda: None if wallet.balance is None else f"{wallet.balance:.4f}"
@@ -138,24 +148,29 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         pool = await stack.enter_async_context(open_pool(dsn, config.database))
         await apply_migrations(pool)
         redis = await stack.enter_async_context(open_redis(config.redis))
-        link = RedisLink(redis, metrics)
-        bot = await stack.enter_async_context(open_bot(config.telegram))
-        heleket = await stack.enter_async_context(open_heleket(config))
+        link = RedisLink(redis, metrics, retry_seconds=config.redis.retry_seconds)
+        circuits = open_circuits(config.circuit_breaker, link)
+        cache = Cache(link, config.cache, metrics)
+        limiter = RateLimiter(link, ttl=config.cache.rate_limit_ttl)
+        limits = BotLimits(limiter, config.rate_limit, config.telegram.admin_ids, metrics)
+        bot = await stack.enter_async_context(open_bot(config.telegram, circuits["telegram"]))
+        heleket = await stack.enter_async_context(open_heleket(config, circuits["heleket"]))
         ledger = Ledger(pool, config.shop.currency)
         texts = Texts()
         settlement = Settlement(pool, ledger, config.heleket, notify=topup_notifier(bot, texts, pool))
-        topups = TopUps(pool, heleket, config, settlement)
+        topups = TopUps(pool, heleket, config, settlement, cache)
         reconciler = None
         if heleket is not None:
             reconciler = Reconciler(pool, heleket, settlement, lifecycle, metrics,
-                                    poll_seconds=config.heleket.poll_seconds)
+                                    poll_seconds=config.heleket.poll_seconds, cache=cache)
 
-        fulfilment = assemble_fulfilment(config, pool, ledger, bot, texts, heleket, lifecycle, metrics)
+        fulfilment = assemble_fulfilment(config, pool, ledger, bot, texts, heleket, lifecycle, metrics,
+                                         circuits["fragment"])
         refresher = await open_cookie_refresher(config, pool, fulfilment, bot, lifecycle, metrics)
 
-        storage = RedisStorage(redis) if redis is not None else MemoryStorage()
+        storage = FailoverStorage(link, config.cache.session_ttl, max_entries=config.cache.max_entries)
         dispatcher = build_dispatcher(BotServices(config, pool, metrics, texts, ledger, topups, fulfilment.shopfront,
-                                                  fulfilment.orders), storage)
+                                                  fulfilment.orders, limits, cache=cache), storage)
         updates = UpdateHandler(bot, dispatcher, metrics)
         receiver: WebhookReceiver | None = None
         if config.telegram.mode == "webhook":
@@ -165,11 +180,14 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         else:
             telegram_service = Poller(updates, lifecycle, texts, poll_timeout=config.telegram.poll_timeout).run
 
-        metrics.refreshers.append(shop_stats(pool, metrics, [fulfilment.breaker]))
+        metrics.refreshers.append(shop_stats(pool, metrics, list(circuits.values())))
         routes = [heleket_webhook_route(config, settlement, metrics), *api_routes(config, pool, ledger)]
         if receiver is not None:
             routes.append(receiver.route())
-        web = build_web_app(build_health(lifecycle, pool, bot, redis, fulfilment), metrics, routes)
+        guard = Middleware(WebhookGuard, limiter=limiter, per_minute=config.rate_limit.webhook_per_minute,
+                           burst=config.rate_limit.burst, trusted_proxies=parse_networks(config.web.trusted_proxies),
+                           metrics=metrics)
+        web = build_web_app(build_health(lifecycle, pool, bot, redis, fulfilment, circuits), metrics, routes, [guard])
 
         async with anyio.create_task_group() as group:
             supervisor = Supervisor(config.supervisor, lifecycle, metrics, group)

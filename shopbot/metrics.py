@@ -34,6 +34,8 @@ class Metrics:
         self.wallet_balance = Gauge("shopbot_wallet_balance_ton", "The Fragment wallet's balance in TON.", registry=r)
         self.circuit_open = Gauge("shopbot_circuit_open", "1 while a service's circuit is open.", ["service"],
                                   registry=r)
+        self.circuit_state = Gauge("shopbot_circuit_state", "A service's circuit: 0 closed, 1 half-open, 2 open.",
+                                   ["service"], registry=r)
         self.ready = Gauge("shopbot_ready", "1 while the shop is ready to serve.", registry=r)
         self.response_time = Histogram(
             "telegram_bot_response_time_seconds", "Time to handle one Telegram update.", registry=r,
@@ -43,12 +45,25 @@ class Metrics:
         self.orders_in_state = Gauge("shopbot_orders_in_state", "Orders by their current state.", ["state"],
                                      registry=r)
         self.ledger_movements = Gauge("shopbot_ledger_movements", "Movements in the ledger.", registry=r)
+        self.ledger_balance = Gauge("shopbot_ledger_balance",
+                                    "What the shop owes its users, in the shop currency: spendable (user) and "
+                                    "reserved for orders (user_held).", ["account"], registry=r)
         self.rate_limit_hits = Counter("telegram_bot_rate_limit_hits", "Requests refused by a rate limit.",
                                        ["limit"], registry=r)
         self.redis_fallback = Gauge("shopbot_redis_fallback",
                                     "1 while Redis is configured but unreachable and in-process state answers.",
                                     registry=r)
+        for limit in ("messages", "operations", "payments", "global", "webhook"):
+            self.rate_limit_hits.labels(limit)  # every limit exported from the start, at zero
+        for kind in ("handler", "web"):
+            self.errors.labels(kind)
+        self.webhook_requests = Counter("shopbot_webhook_requests", "Webhook requests answered, by HTTP status.",
+                                        ["endpoint", "status"], registry=r)
         self.redis_outages = Counter("shopbot_redis_outages", "Times Redis became unreachable.", registry=r)
+        self.cache_hits = Counter("shopbot_cache_hits", "Cache reads answered from the cache, by kind.", ["kind"],
+                                  registry=r)
+        self.cache_misses = Counter("shopbot_cache_misses", "Cache reads that found nothing, by kind.", ["kind"],
+                                    registry=r)
         # Values read from the database when Prometheus scrapes, not on every event.
         self.refreshers: list[Refresh] = []
 

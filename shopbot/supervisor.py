@@ -71,6 +71,9 @@ class Supervisor:
 
     async def start(self, name: str, service: ServiceFn) -> Any:
         """Start a service; return what it reported when started (a port, say), or raise."""
+        # Exported from the start at zero, so a dashboard tells "never crashed" from "not running".
+        self.metrics.service_restarts.labels(name)
+        self.metrics.service_crashes.labels(name)
         return await self.group.start(self._supervise, name, service, name=f"supervise:{name}")
 
     async def _supervise(self, name: str, service: ServiceFn, *, task_status: TaskStatus[Any]) -> None:

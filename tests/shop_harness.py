@@ -14,7 +14,7 @@ import msgspec
 
 from shopbot.app import RunningShop, run_shop
 from shopbot.config.schema import (
-    Config, DatabaseConfig, FragmentConfig, HeleketConfig, ShutdownConfig, SupervisorConfig, TelegramConfig,
+    Config, DatabaseConfig, FragmentConfig, HeleketConfig, RateLimitConfig, ShutdownConfig, SupervisorConfig, TelegramConfig,
     WebConfig,
 )
 from shopbot.config.secret import Secret
@@ -43,6 +43,11 @@ class ShopUnderTest:
         return self.shop.lifecycle
 
 
+UNLIMITED = RateLimitConfig(messages_per_minute=100_000, operations_per_minute=100_000,
+                            payments_per_minute=100_000, global_messages_per_minute=1_000_000,
+                            webhook_per_minute=1_000_000)
+
+
 def shop_config(database_url: str, telegram_port: int, **overrides: object) -> Config:
     config = Config(
         telegram=TelegramConfig(token=Secret(TOKEN), api_base=f"http://127.0.0.1:{telegram_port}", poll_timeout=1),
@@ -50,6 +55,8 @@ def shop_config(database_url: str, telegram_port: int, **overrides: object) -> C
         web=WebConfig(host="127.0.0.1", port=0),
         shutdown=ShutdownConfig(grace_seconds=5),
         supervisor=SupervisorConfig(backoff_initial=0.05, backoff_max=0.2),
+        # Tests type and press far faster than people; rate limits are tested on their own (test_limits).
+        rate_limit=UNLIMITED,
     )
     for section, value in overrides.items():
         config = _replace(config, section, value)

@@ -124,7 +124,7 @@ async def test_a_service_outage_delays_and_never_refunds(database_url: str) -> N
         notice = await shop.telegram.wait_for_call("sendMessage", predicate=lambda c: c.params["chat_id"] == buyer,
                                                    timeout=30)
         assert "is delayed" in notice.params["text"]
-        assert shop.shop.fulfilment.breaker.state == "open"
+        assert await shop.shop.fulfilment.breaker.state() == "open"
         current = await shop.shop.fulfilment.orders.get(order.id)
         assert current is not None and current.state == "queued"
         assert (await shop.http.get("/health/detailed")).json()["circuits"]["fragment"] == "open"

@@ -10,8 +10,10 @@ import anyio
 import httpx
 import pytest
 
+from shopbot.config.schema import CircuitBreakerConfig
 from shopbot.errors import ShopbotError
-from shopbot.payments.heleket import HeleketClient, HeleketRejectedError, HeleketTemporaryError
+from shopbot.guard.circuit import CircuitBreaker
+from shopbot.payments.heleket import HeleketCircuitOpenError, HeleketClient, HeleketRejectedError, HeleketTemporaryError
 from shopbot.payments.heleket_wire import CurrencyOption
 from shopbot.payments.signing import sign_body
 from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
@@ -208,3 +210,29 @@ async def test_raw_requests_are_checked_like_heleket(served: Served) -> None:
         "uuid": ["validation.required_without"], "order_id": ["validation.required_without"]}}
     page = listed.json()["result"]
     assert [item["order_id"] for item in page["items"]] == ["raw-1"] and page["paginate"]["hasPages"] is False
+
+
+async def test_the_circuit_counts_each_call_once_and_fails_fast_while_open(served: Served) -> None:
+    breaker = CircuitBreaker("heleket", CircuitBreakerConfig(failure_threshold=2, timeout=60, success_threshold=1))
+    async with HeleketClient(base_url=served.base_url, merchant_uuid=MERCHANT, api_key=KEY, retries=2, backoff=0.01,
+                             breaker=breaker) as client:
+        for _ in range(3):
+            served.emulator.fail_next("/v1/payment/info", 503)
+        with pytest.raises(HeleketTemporaryError, match="gave up after 3 attempts"):
+            await client.payment_info(order_id="anything")
+        served.emulator.fail_next("/v1/payment", 422, {"state": 1, "message": "The amount field is required."})
+        with pytest.raises(HeleketRejectedError):  # Heleket answered: it is up, and the failures start over
+            await client.create_invoice(amount=Decimal("5"), currency="USD", order_id="stars-rejected")
+        for _ in range(3):
+            served.emulator.fail_next("/v1/payment/info", 503)
+        with pytest.raises(HeleketTemporaryError):
+            await client.payment_info(order_id="anything")
+        assert await breaker.state() == "closed"
+        served.emulator.fail_next("/v1/payment", 400, {"state": 1, "message": "Gateway error"})
+        with pytest.raises(HeleketTemporaryError):  # Heleket's own trouble in a 4xx: a failure
+            await client.create_invoice(amount=Decimal("5"), currency="USD", order_id="stars-gw")
+        assert await breaker.state() == "open"
+        asked = len(served.emulator.calls)
+        with pytest.raises(HeleketCircuitOpenError, match=r"Heleket /v1/payment/services: circuit open; retry in 60 s"):
+            await client.services()
+        assert len(served.emulator.calls) == asked

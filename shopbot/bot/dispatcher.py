@@ -10,10 +10,14 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
 from shopbot.bot.errors import error_handler
+from shopbot.bot.limits import BotLimits, PaymentLimits, UpdateLimits
 from shopbot.bot.middlewares import CommandsLeaveFlows, KnownUserMiddleware
 from shopbot.bot.routers import balance, fallback, help, history, language, premium, recharge, stars, start
+from shopbot.cache import Cache
 from shopbot.config.schema import Config
 from shopbot.fulfilment.orders import Orders
+from shopbot.guard.limiter import RateLimiter
+from shopbot.guard.redis_link import RedisLink
 from shopbot.fulfilment.products import Shopfront
 from shopbot.ledger import Ledger
 from shopbot.locales import Texts
@@ -33,18 +37,30 @@ class BotServices:
     topups: TopUps
     shopfront: Shopfront
     orders: Orders
+    limits: BotLimits | None = None  # None: in-process limits of this dispatcher's own
+    cache: Cache | None = None  # None: an in-process cache of this dispatcher's own
 
 
 def build_dispatcher(services: BotServices, storage: BaseStorage | None = None) -> Dispatcher:
     """A dispatcher wired to the shop's services."""
     dispatcher = Dispatcher(name="shopbot", storage=storage, **vars(services))
-    users = KnownUserMiddleware(services.pool, services.texts, ttl=services.config.cache.user_ttl)
+    cache = services.cache or Cache.in_process(services.config.cache, services.metrics)
+    dispatcher["cache"] = cache
+    users = KnownUserMiddleware(services.pool, services.texts, cache)
     dispatcher["users"] = users
     # Order matters. The user is recorded (and their language known) before any filter or handler runs;
     # every callback query is then answered even if its handler forgets to (no endless spinner).
     dispatcher.update.outer_middleware(users)
+    limits = services.limits or BotLimits(RateLimiter(RedisLink(None), ttl=services.config.cache.rate_limit_ttl),
+                                          services.config.rate_limit, services.config.telegram.admin_ids,
+                                          services.metrics)
+    # Limits come after the user is known (premium, first seen) and before anything else touches them.
+    dispatcher.update.outer_middleware(UpdateLimits(limits))
     dispatcher.message.outer_middleware(CommandsLeaveFlows())
     dispatcher.callback_query.middleware(CallbackAnswerMiddleware())
+    # Inside the answer middleware, so a refused payment press is answered with the wait.
+    dispatcher.message.middleware(PaymentLimits(limits))
+    dispatcher.callback_query.middleware(PaymentLimits(limits))
     dispatcher.errors.register(error_handler(services.texts, services.metrics))
     dispatcher.include_router(start.build_router())
     for router in flow_routers():

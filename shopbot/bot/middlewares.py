@@ -2,57 +2,79 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 from aiogram import BaseMiddleware
 from aiogram.fsm.context import FSMContext
 from aiogram.types import TelegramObject, User
 
+from shopbot.cache import Cache
 from shopbot.db.queries import queries
 from shopbot.locales import Texts, Translator, pick_language
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
-class KnownUserMiddleware(BaseMiddleware):
-    """Records the sender of every update (one upsert, skipped while the profile is unchanged and
-    younger than `ttl` seconds) and gives handlers `shop_user`, `lang` and `t` (texts in their language)."""
+class ShopUser(msgspec.Struct, frozen=True, kw_only=True):
+    """The sender as the shop knows them: `data["shop_user"]`. Never a balance (read where money is decided)."""
 
-    def __init__(self, pool: asyncpg.Pool, texts: Texts, ttl: float) -> None:
+    id: int
+    username: str | None
+    first_name: str
+    last_name: str | None
+    language: str  # the language the shop speaks to them: their own choice, else Telegram's
+    is_premium: bool
+    telegram_language: str  # Telegram's language as last recorded (with the names: what an upsert stores)
+    first_seen_at: datetime | None = None
+
+    def sender(self) -> tuple[Any, ...]:
+        """What Telegram tells about the user with each update; a change is stored at once."""
+        return self.id, self.username, self.first_name, self.last_name, self.is_premium, self.telegram_language
+
+
+def _as_sent(user: User) -> ShopUser:
+    return ShopUser(id=user.id, username=user.username, first_name=user.first_name, last_name=user.last_name,
+                    language="", is_premium=bool(user.is_premium), telegram_language=pick_language(user.language_code))
+
+
+class KnownUserMiddleware(BaseMiddleware):
+    """Records the sender of every update (one upsert, skipped while the cached profile is unchanged; the
+    cache is shared by every instance using the same Redis) and gives handlers `shop_user`, `lang` and `t`
+    (texts in their language)."""
+
+    def __init__(self, pool: asyncpg.Pool, texts: Texts, cache: Cache) -> None:
         self.pool = pool
         self.texts = texts
-        self.ttl = ttl
-        self._seen: dict[int, tuple[tuple[Any, ...], float, asyncpg.Record]] = {}
+        self.cache = cache
 
-    def forget(self, user_id: int) -> None:
-        """Drop the cached profile (after the user changed something stored, such as the language)."""
-        self._seen.pop(user_id, None)
+    async def forget(self, user_id: int) -> None:
+        """Drop the cached profile everywhere (after the user changed something stored, such as the language)."""
+        await self.cache.forget("user", user_id)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:
-            row = await self._record(user)
-            language = pick_language(row["language"])
-            data["shop_user"] = row
+            shop_user = await self._record(user)
+            language = pick_language(shop_user.language)
+            data["shop_user"] = shop_user
             data["lang"] = language
             data["t"] = Translator(self.texts, language)
         return await handler(event, data)
 
-    async def _record(self, user: User) -> asyncpg.Record:
-        profile = (user.username, user.first_name, user.last_name, pick_language(user.language_code),
-                   bool(user.is_premium))
-        cached = self._seen.get(user.id)
-        now = time.monotonic()
-        if cached and cached[0] == profile and now - cached[1] < self.ttl:
-            return cached[2]
-        row = await queries.users.upsert_user(self.pool, user.id, *profile)
-        if len(self._seen) > 50_000:  # bounded: a flood of new users must not grow memory without end
-            self._seen.clear()
-        self._seen[user.id] = (profile, now, row)
-        return row
+    async def _record(self, user: User) -> ShopUser:
+        sent = _as_sent(user)
+        cached = await self.cache.get("user", user.id, ShopUser)
+        if cached is not None and cached.sender() == sent.sender():
+            return cached
+        row = await queries.users.upsert_user(self.pool, user.id, sent.username, sent.first_name, sent.last_name,
+                                              sent.telegram_language, sent.is_premium)
+        shop_user = msgspec.structs.replace(sent, language=row["language"], first_seen_at=row["first_seen_at"])
+        await self.cache.put("user", user.id, shop_user)
+        return shop_user
 
 
 class CommandsLeaveFlows(BaseMiddleware):

@@ -17,6 +17,7 @@ from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from anyio.abc import TaskStatus
 
+from shopbot.bot.telegram_circuit import TelegramCircuitOpen
 from shopbot.bot.updates import UpdateHandler
 from shopbot.lifecycle import Lifecycle
 from shopbot.locales import Texts
@@ -77,7 +78,12 @@ class Poller:
                     return await self.bot(method, request_timeout=self.poll_timeout + 10)
                 return []  # the stop watcher abandoned the poll; nothing fetched is confirmed
             except TRANSIENT_ERRORS as exc:
-                wait = float(exc.retry_after) if isinstance(exc, TelegramRetryAfter) else delay
+                if isinstance(exc, TelegramRetryAfter):
+                    wait = float(exc.retry_after)
+                elif isinstance(exc, TelegramCircuitOpen):  # no call was made: poll again when it half-opens
+                    wait, delay = max(0.05, exc.retry_after), 1.0
+                else:
+                    wait = delay
                 delay = min(delay * 2, MAX_BACKOFF)
                 self.metrics.errors.labels("telegram_poll").inc()
                 log.warning("getUpdates failed (%s); polling again in %.0f s", type(exc).__name__, wait)

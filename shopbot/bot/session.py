@@ -12,13 +12,18 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
+from shopbot.bot.telegram_circuit import TelegramCircuit
 from shopbot.config.schema import TelegramConfig
+from shopbot.guard.circuit import CircuitBreaker
 
 
 @contextlib.asynccontextmanager
-async def open_bot(config: TelegramConfig) -> AsyncIterator[Bot]:
-    """A Bot whose HTTP session is closed even when the shop is cancelled."""
+async def open_bot(config: TelegramConfig, breaker: CircuitBreaker | None = None) -> AsyncIterator[Bot]:
+    """A Bot whose HTTP session is closed even when the shop is cancelled; every call it makes goes
+    through `breaker` (the Bot API's circuit) when one is given."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(config.api_base.rstrip("/")))
+    if breaker is not None:
+        session.middleware(TelegramCircuit(breaker))
     bot = Bot(
         config.token.reveal(),
         session=session,

@@ -50,6 +50,7 @@ class DatabaseConfig(Section):
 class RedisConfig(Section):
     url: Secret = EMPTY
     url_file: str = ""
+    retry_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
 
 
 class WebConfig(Section):
@@ -142,6 +143,7 @@ class CacheConfig(Section):
     session_ttl: PositiveInt = 1800
     payment_ttl: PositiveInt = 900
     rate_limit_ttl: PositiveInt = 60
+    max_entries: PositiveInt = 50_000
 
 
 class CircuitBreakerConfig(Section):

@@ -65,9 +65,11 @@ def ton_rate(heleket: HeleketClient | None, currency: str) -> Callable[[], Await
 
 
 def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot: Bot, texts: Texts,
-                        heleket: HeleketClient | None, lifecycle: Lifecycle, metrics: Metrics) -> Fulfilment:
+                        heleket: HeleketClient | None, lifecycle: Lifecycle, metrics: Metrics,
+                        breaker: CircuitBreaker | None = None) -> Fulfilment:
+    """The selling side; `breaker` is the Fragment service's circuit (an in-process one if not given)."""
     orders = Orders(pool, ledger)
-    breaker = CircuitBreaker("fragment", config.circuit_breaker)
+    breaker = breaker or CircuitBreaker("fragment", config.circuit_breaker)
     fragment = config.fragment
     client = None
     if fragment.seed_phrase and fragment.max_ton_per_order > 0:

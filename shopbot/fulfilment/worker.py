@@ -28,7 +28,7 @@ from anyio.abc import TaskStatus
 from shopbot.db.queries import queries
 from shopbot.fulfilment.fragment import FragmentClient, FragmentFailure, payment_cost_ton
 from shopbot.fulfilment.orders import Order, Orders
-from shopbot.guard.circuit import CircuitBreaker
+from shopbot.guard.circuit import OPEN, CircuitBreaker
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
 
@@ -79,9 +79,10 @@ class OrderWorker:
         task_status.started()
         async with self.pool.acquire() as lock_conn:
             while not self.lifecycle.stopping.is_set():
-                if not self.breaker.allow():
+                circuit = await self.breaker.status()
+                if circuit.state == OPEN:
                     await self._tell_delayed()
-                    await self._idle(min(self.breaker.retry_after(), 5.0))
+                    await self._idle(min(circuit.retry_after, 5.0))
                     continue
                 worked = await self.work_once(lock_conn)
                 if not worked:
@@ -132,7 +133,7 @@ class OrderWorker:
 
     async def _postpone(self, order: Order, failure: FragmentFailure) -> None:
         """A temporary failure: count it against the circuit and try again later."""
-        self.breaker.record_failure()
+        await self.breaker.record_failure()
         self.metrics.errors.labels("fragment").inc()
         log.warning("order %s postponed: %s", order.id, failure)
         await self.orders.retry_later(order, str(failure), backoff(order.attempts))
@@ -146,7 +147,7 @@ class OrderWorker:
                 await self._refund(order, refund_reason(failure))
                 return
             raise
-        self.breaker.record_success()
+        await self.breaker.record_success()
         fragment_id = str(created["order"]["id"])
         status = str(created["order"].get("status", ""))
         if status != "created":  # known to the service already (a retry after a crash): verify it
@@ -177,10 +178,10 @@ class OrderWorker:
                 # still have gone through, so the service's view of the order decides.
                 await self._settle_refused(order, failure, fragment_id)
                 return
-            self.breaker.record_failure()
+            await self.breaker.record_failure()
             await self.orders.to_verifying(order, str(failure), VERIFY_DELAY)
             return
-        self.breaker.record_success()
+        await self.breaker.record_success()
         await self._complete(order, txid_of(answer), fragment_id)
 
     async def verify(self, order: Order) -> None:
@@ -189,7 +190,7 @@ class OrderWorker:
             await self.orders.return_to_queue(order, "no Fragment order yet")
             return
         answer = await self.client.get_order(order.fragment_order_id)
-        self.breaker.record_success()
+        await self.breaker.record_success()
         status = str((answer.get("order") or {}).get("status", "")).lower()
         if status in PAID:
             await self._complete(order, txid_of(answer), order.fragment_order_id)

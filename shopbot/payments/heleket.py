@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from decimal import Decimal
 from types import TracebackType
@@ -13,6 +14,7 @@ import httpx
 import msgspec
 
 from shopbot.errors import ShopbotError
+from shopbot.guard.circuit import OPEN, CircuitBreaker
 from shopbot.payments.heleket_wire import (
     CreateInvoice, CurrencyOption, Envelope, Invoice, PaymentInfoQuery, Rate, Request, Service, WebhookTestRequest,
 )
@@ -53,6 +55,14 @@ class HeleketTemporaryError(HeleketError):
     temporary = True
 
 
+class HeleketCircuitOpenError(HeleketTemporaryError):
+    """Heleket failed too often lately, so this call was not made at all (its circuit is open)."""
+
+    def __init__(self, path: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(path, f"circuit open; retry in {max(1, math.ceil(retry_after))} s")
+
+
 class HeleketRejectedError(HeleketError):
     """Heleket refused the request (bad sign, validation, business rule): retrying it unchanged will not help."""
 
@@ -61,7 +71,8 @@ class HeleketClient:
     """Heleket's payment API for one merchant; use as an async context manager or call aclose()."""
 
     def __init__(self, *, base_url: str, merchant_uuid: str, api_key: str, timeout: float = 30.0, retries: int = 3,
-                 backoff: float = 0.5, http: httpx.AsyncClient | None = None) -> None:
+                 backoff: float = 0.5, http: httpx.AsyncClient | None = None,
+                 breaker: CircuitBreaker | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.merchant_uuid = merchant_uuid
         self.timeout = timeout
@@ -70,6 +81,9 @@ class HeleketClient:
         self.__api_key = api_key  # name-mangled and never in repr or messages
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
+        # Counts one outcome per call (after the retries): Heleket's own trouble is a failure, any answer
+        # it gave (a result or a rejection) a success. While open, calls fail fast without a request.
+        self.breaker = breaker
 
     def __repr__(self) -> str:
         return f"HeleketClient(base_url={self.base_url!r}, merchant_uuid={self.merchant_uuid!r})"
@@ -128,6 +142,25 @@ class HeleketClient:
     # --- transport ------------------------------------------------------------------------------------------
 
     async def _call(self, method: str, path: str, request: Request | None,
+                    decoder: msgspec.json.Decoder[T] | None) -> T:
+        breaker = self.breaker
+        if breaker is None:
+            return await self._send(method, path, request, decoder)
+        circuit = await breaker.status()
+        if circuit.state == OPEN:
+            raise HeleketCircuitOpenError(path, circuit.retry_after)
+        try:
+            result = await self._send(method, path, request, decoder)
+        except HeleketTemporaryError:
+            await breaker.record_failure()
+            raise
+        except HeleketError:
+            await breaker.record_success()
+            raise
+        await breaker.record_success()
+        return result
+
+    async def _send(self, method: str, path: str, request: Request | None,
                     decoder: msgspec.json.Decoder[T] | None) -> T:
         # Serialized once: the same bytes are signed and sent, and a retry re-sends them unchanged (ref §1.2).
         # Calls without parameters send no body and sign '' - valid whether Heleket hashes the raw body or

@@ -1,8 +1,9 @@
 """The reconciler: asks Heleket about every unfinished invoice, so a lost webhook still credits.
 
-Each pass applies what `payment/info` says through the same `Settlement` path as a webhook (a
-status already seen is a duplicate there and changes nothing), finishes invoices whose creation
-was interrupted, and expires invoices Heleket never heard of once their lifetime is long over.
+Each pass applies what `payment/info` says (a final answer may come from the cache) through the same
+`Settlement` path as a webhook (a status already seen is a duplicate there and changes nothing),
+finishes invoices whose creation was interrupted, and expires invoices Heleket never heard of once
+their lifetime is long over.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import asyncpg
 import msgspec
 from anyio.abc import TaskStatus
 
+from shopbot.cache import Cache
 from shopbot.db.queries import queries
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
 from shopbot.payments.heleket import HeleketClient, HeleketError
+from shopbot.payments.lookup import payment_info
 from shopbot.payments.settle import Outcome, Settlement
 
 log = logging.getLogger(__name__)
@@ -36,13 +39,14 @@ class Reconciler:
     """One pass every `poll_seconds`, for as long as the shop runs."""
 
     def __init__(self, pool: asyncpg.Pool, client: HeleketClient, settlement: Settlement, lifecycle: Lifecycle,
-                 metrics: Metrics, *, poll_seconds: float) -> None:
+                 metrics: Metrics, *, poll_seconds: float, cache: Cache | None = None) -> None:
         self.pool = pool
         self.client = client
         self.settlement = settlement
         self.lifecycle = lifecycle
         self.metrics = metrics
         self.poll_seconds = poll_seconds
+        self.cache = cache
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -70,7 +74,7 @@ class Reconciler:
     async def _reconcile(self, invoice: asyncpg.Record) -> str:
         now = datetime.now(UTC)
         try:
-            info = await self.client.payment_info(order_id=invoice["order_id"])
+            info = await payment_info(self.client, self.cache, invoice["order_id"])
         except HeleketError as exc:
             if not _not_found(exc):
                 log.warning("payment info for %s failed: %s", invoice["order_id"], exc)

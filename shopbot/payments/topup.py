@@ -18,11 +18,13 @@ from decimal import Decimal
 import asyncpg
 import msgspec
 
+from shopbot.cache import Cache
 from shopbot.config.schema import Config
 from shopbot.db.queries import queries
 from shopbot.errors import ShopbotError
-from shopbot.payments.heleket import HeleketClient, HeleketError
+from shopbot.payments.heleket import HeleketCircuitOpenError, HeleketClient, HeleketError
 from shopbot.payments.heleket_wire import CurrencyOption
+from shopbot.payments.lookup import payment_info
 from shopbot.payments.settle import Settlement
 
 log = logging.getLogger(__name__)
@@ -67,11 +69,12 @@ class TopUps:
     """Creates top-up invoices within the shop's and Heleket's limits."""
 
     def __init__(self, pool: asyncpg.Pool, client: HeleketClient | None, config: Config,
-                 settlement: Settlement | None = None) -> None:
+                 settlement: Settlement | None = None, cache: Cache | None = None) -> None:
         self.pool = pool
         self.client = client
         self.config = config
         self.settlement = settlement
+        self.cache = cache
         self._limits: tuple[float, TopUpLimits] | None = None
 
     async def limits(self) -> TopUpLimits:
@@ -138,7 +141,9 @@ class TopUps:
                 lifetime=heleket.lifetime, currencies=currency_options(heleket.currencies),
             )
         except HeleketError as exc:
-            if not exc.temporary:
+            # Refused, or never sent (the circuit is open): no invoice exists at Heleket, so ours is
+            # closed now instead of waiting for the reconciler to give up on it.
+            if not exc.temporary or isinstance(exc, HeleketCircuitOpenError):
                 await queries.invoices.mark_invoice_failed(self.pool, row["id"], str(exc))
             raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
         expires = datetime.fromtimestamp(invoice.expired_at, UTC) if invoice.expired_at else None
@@ -148,15 +153,16 @@ class TopUps:
                             stored["url"] or "", stored["expires_at"])
 
     async def check(self, user_id: int, invoice_id: int) -> str | None:
-        """The user's "Check payment" button: ask Heleket once about their invoice and apply the answer
-        (crediting it if paid). Returns the invoice's status, or None if it is not this user's."""
+        """The user's "Check payment" button: ask Heleket once about their invoice (a final answer may come
+        from the cache) and apply the answer (crediting it if paid). Returns the invoice's status, or None
+        if it is not this user's."""
         invoice = await queries.invoices.invoice_by_id(self.pool, invoice_id)
         if invoice is None or invoice["user_id"] != user_id:
             return None
         if invoice["is_final"] or self.client is None or self.settlement is None:
             return str(invoice["status"])
         try:
-            info = await self.client.payment_info(order_id=invoice["order_id"])
+            info = await payment_info(self.client, self.cache, invoice["order_id"])
         except HeleketError as exc:
             raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
         await self.settlement.apply(info, source="reconciler", payload=msgspec.to_builtins(info))

@@ -6,6 +6,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,7 +17,8 @@ from shopbot.web.health import HealthChecks, detailed_endpoint, liveness
 log = logging.getLogger(__name__)
 
 
-def build_web_app(health: HealthChecks, metrics: Metrics, extra_routes: list[Route] | None = None) -> Starlette:
+def build_web_app(health: HealthChecks, metrics: Metrics, extra_routes: list[Route] | None = None,
+                  middleware: list[Middleware] | None = None) -> Starlette:
     """The shop's web app; later areas add their routes (webhooks, API) through extra_routes."""
 
     async def render_metrics(_: Request) -> Response:
@@ -40,5 +42,6 @@ def build_web_app(health: HealthChecks, metrics: Metrics, extra_routes: list[Rou
     ]
     return Starlette(
         routes=routes,
+        middleware=middleware,
         exception_handlers={HTTPException: on_http_error, Exception: on_unexpected_error},
     )

@@ -2,11 +2,13 @@
 
 `/health` answers without I/O: the process is alive. `/health/detailed` asks each dependency
 (database, Redis when configured, Telegram's getMe) with a short timeout and reports the state of
-every circuit breaker; it is 503 whenever the shop should not get traffic, draining included.
+every circuit breaker; it is 503 whenever the shop should not get traffic, draining included. An open
+circuit alone does not make the shop unready: it still serves, and tells users what is unavailable.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +20,9 @@ from starlette.responses import Response
 
 from shopbot.lifecycle import Lifecycle
 
+log = logging.getLogger(__name__)
 Check = Callable[[], Awaitable[object]]
+CircuitState = Callable[[], Awaitable[str]]
 CHECK_TIMEOUT = 3.0
 
 
@@ -45,7 +49,7 @@ class HealthChecks:
 
     lifecycle: Lifecycle
     checks: dict[str, Check] = field(default_factory=dict)
-    circuits: dict[str, Callable[[], str]] = field(default_factory=dict)
+    circuits: dict[str, CircuitState] = field(default_factory=dict)
     facts: dict[str, Callable[[], str | None]] = field(default_factory=dict)
 
     async def run_check(self, check: Check) -> CheckResult:
@@ -58,19 +62,34 @@ class HealthChecks:
             return CheckResult(False, round((time.perf_counter() - started) * 1000, 2), error)
         return CheckResult(True, round((time.perf_counter() - started) * 1000, 2))
 
+    @staticmethod
+    async def read_circuit(state: CircuitState) -> str:
+        try:
+            with anyio.fail_after(CHECK_TIMEOUT):
+                return await state()
+        except Exception:  # noqa: BLE001 - the report shows what it cannot read instead of failing
+            log.warning("could not read a circuit's state", exc_info=True)
+            return "unknown"
+
     async def readiness(self) -> Readiness:
         """Run every check concurrently and combine them with the run state."""
         results: dict[str, CheckResult] = {}
+        circuits: dict[str, str] = {}
 
         async def one(name: str, check: Check) -> None:
             results[name] = await self.run_check(check)
 
+        async def circuit(name: str, state: CircuitState) -> None:
+            circuits[name] = await self.read_circuit(state)
+
         async with anyio.create_task_group() as group:
             for name, check in self.checks.items():
                 group.start_soon(one, name, check)
+            for name, state in self.circuits.items():
+                group.start_soon(circuit, name, state)
         ready = self.lifecycle.ready and all(r.ok for r in results.values())
         status = "ok" if ready else ("stopping" if self.lifecycle.stopping.is_set() else "unavailable")
-        circuits = {name: state() for name, state in self.circuits.items()}
+        circuits = dict(sorted(circuits.items()))
         facts = {name: value for name, read in self.facts.items() if (value := read()) is not None}
         return Readiness(status, ready, dict(sorted(results.items())), circuits, facts)
 

@@ -51,6 +51,8 @@ def heleket_webhook_route(config: Config, settlement: Settlement, metrics: Metri
     allowed = parse_networks(config.heleket.allowed_ips)
     proxies = parse_networks(config.web.trusted_proxies)
     api_key = config.heleket.api_key
+    for outcome in Outcome:  # every outcome exported from the start, at zero
+        metrics.payments.labels(outcome.value)
 
     def refuse(status: int, reason: str, detail: str = "") -> Response:
         metrics.errors.labels(f"heleket_webhook_{reason}").inc()

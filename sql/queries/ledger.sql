@@ -72,3 +72,8 @@ WHERE a.balance IS NOT NULL AND a.balance <> coalesce(s.total, 0);
 -- name: ledger_totals^
 SELECT (SELECT count(*) FROM movements) AS movements, (SELECT count(*) FROM ledger) AS postings,
        (SELECT count(*) FROM accounts) AS accounts;
+
+-- What the shop owes its users, spendable and reserved for orders (the cached balances, no ledger scan).
+-- name: owed_to_users
+SELECT kind, COALESCE(sum(balance), 0) AS total
+FROM accounts WHERE kind IN ('user', 'user_held') GROUP BY kind;

@@ -47,7 +47,7 @@ async def on_language_chosen(query: CallbackQuery, callback_data: LanguageChoice
         callback_answer.show_alert = True
         return
     await queries.profile.set_language(pool, query.from_user.id, language)
-    users.forget(query.from_user.id)
+    await users.forget(query.from_user.id)
     chosen = Translator(texts, language)
     callback_answer.text = chosen("language-changed")
     await show(query, f"{chosen('language-changed')}\n\n{chosen('menu-title')}", main_menu(chosen))

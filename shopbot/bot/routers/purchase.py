@@ -29,8 +29,10 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import back_to_menu, button, main_menu
+from shopbot.bot.limits import PAYMENT
 from shopbot.bot.notices import format_money, what_was_bought
 from shopbot.bot.screens import show
+from shopbot.bot.storage import FailoverStorage
 from shopbot.config.schema import Config
 from shopbot.fulfilment.fragment import BadRecipient, normalize_username
 from shopbot.fulfilment.orders import AlreadyPlaced
@@ -106,6 +108,8 @@ _process_claims = _ProcessClaims()
 
 async def claim_once(storage: BaseStorage, token: str) -> bool:
     """True for exactly one caller per token, across every instance sharing the FSM storage."""
+    if isinstance(storage, FailoverStorage):
+        return await storage.claim(f"shopbot:purchase-claim:{token}", CLAIM_SECONDS)
     if isinstance(storage, RedisStorage):
         return bool(await storage.redis.set(f"shopbot:purchase-claim:{token}", 1, nx=True, ex=CLAIM_SECONDS))
     return _process_claims.claim(token)
@@ -333,7 +337,7 @@ def build_router(product: str) -> Router:
     """Fresh handlers for one product's flow (a router has one parent: each product router includes its own)."""
     router = Router(name=f"{__name__}.{product}")
     router.callback_query.register(on_for_whom_button, ForWhom.filter(F.product == product))
-    router.callback_query.register(on_confirm_button, Confirm.filter(F.product == product))
+    router.callback_query.register(on_confirm_button, Confirm.filter(F.product == product), flags=PAYMENT)
     router.callback_query.register(on_cancel_button, Cancel.filter(F.product == product))
     # Commands are not usernames: they go on to their own routers.
     router.message.register(on_recipient_text, StateFilter(RECIPIENT_STATES[product]),

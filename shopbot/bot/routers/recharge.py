@@ -21,6 +21,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import button, main_menu
+from shopbot.bot.limits import PAYMENT
 from shopbot.bot.notices import format_money
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
@@ -255,10 +256,11 @@ def build_router() -> Router:
     waiting = StateFilter(TopUpEntry.amount)
     # Order: /recharge and /cancel first, then any other command leaves the prompt and moves on,
     # and only plain text is taken as an amount.
-    router.message.register(on_recharge_command, Command("recharge"))
-    router.message.register(on_amount_typed, waiting, F.text, ~F.text.startswith("/"))
+    # Creating a top-up is a payment action: it also draws from the user's payments limit.
+    router.message.register(on_recharge_command, Command("recharge"), flags=PAYMENT)
+    router.message.register(on_amount_typed, waiting, F.text, ~F.text.startswith("/"), flags=PAYMENT)
     router.callback_query.register(on_topup_button, Menu.filter(F.action == "topup"))
-    router.callback_query.register(on_preset_chosen, TopUpAmount.filter())
+    router.callback_query.register(on_preset_chosen, TopUpAmount.filter(), flags=PAYMENT)
     router.callback_query.register(on_other_amount, TopUpOther.filter())
     router.callback_query.register(on_leave, TopUpLeave.filter())
     router.callback_query.register(on_check_payment, TopUpCheck.filter())
