@@ -27,6 +27,8 @@ from anyio import CancelScope
 from anyio.abc import TaskStatus
 from starlette.middleware import Middleware
 
+from shopbot.admin.broadcast_sender import BroadcastSender
+from shopbot.admin.services import open_admin
 from shopbot.bot.dispatcher import BotServices, build_dispatcher
 from shopbot.bot.limits import BotLimits
 from shopbot.bot.notices import topup_notifier
@@ -169,8 +171,9 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         refresher = await open_cookie_refresher(config, pool, fulfilment, bot, lifecycle, metrics)
 
         storage = FailoverStorage(link, config.cache.session_ttl, max_entries=config.cache.max_entries)
+        admin = await open_admin(config, pool, fulfilment, bot, texts, circuits)
         dispatcher = build_dispatcher(BotServices(config, pool, metrics, texts, ledger, topups, fulfilment.shopfront,
-                                                  fulfilment.orders, limits, cache=cache), storage)
+                                                  fulfilment.orders, limits, cache=cache, admin=admin), storage)
         updates = UpdateHandler(bot, dispatcher, metrics)
         receiver: WebhookReceiver | None = None
         if config.telegram.mode == "webhook":
@@ -203,6 +206,8 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
                 await supervisor.start("wallet", fulfilment.wallet.run)
             if refresher is not None:
                 await supervisor.start("cookies", refresher.run)
+            await supervisor.start("broadcast", BroadcastSender(pool, bot, texts, config.broadcast, lifecycle,
+                                                                metrics).run)
             lifecycle.ready = True
             metrics.ready.set(1)
             log.info("shop ready: web on http://%s:%d", config.web.host, web_port)

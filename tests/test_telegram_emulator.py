@@ -13,7 +13,8 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
-    TelegramBadRequest, TelegramConflictError, TelegramRetryAfter, TelegramUnauthorizedError,
+    TelegramBadRequest, TelegramConflictError, TelegramForbiddenError, TelegramRetryAfter,
+    TelegramUnauthorizedError,
 )
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, InlineKeyboardButton, InlineKeyboardMarkup
@@ -24,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shopbot.sandbox.telegram import CallNotMade, TelegramEmulator, serve_telegram_emulator
+from shopbot.sandbox.telegram_wire import MessageEntity
 from shopbot.web.asgi import serve_asgi
 
 TOKEN = "123456:TEST-emulator-token"
@@ -199,6 +201,35 @@ async def test_a_flood_fault_surfaces_as_retry_after_once(served: Served, bot: B
         await bot.send_message(USER, "hi")
     assert caught.value.retry_after == 7
     assert (await bot.send_message(USER, "hi")).text == "hi"
+
+
+async def test_a_user_who_blocked_the_bot_cannot_be_sent_to_until_unblocking(served: Served, bot: Bot) -> None:
+    served.emulator.add_user(USER)
+    kept = await bot.send_message(USER, "before")
+    served.emulator.block_bot(USER)
+    with pytest.raises(TelegramForbiddenError, match="bot was blocked by the user"):
+        await bot.send_message(USER, "hi")
+    with pytest.raises(TelegramForbiddenError):
+        await bot.edit_message_text("edited", chat_id=USER, message_id=kept.message_id)
+    served.emulator.block_bot(USER, blocked=False)
+    assert (await bot.send_message(USER, "hi again")).text == "hi again"
+    assert [m.text for m in served.emulator.chat_messages(USER)] == ["before", "hi again"]
+
+
+async def test_a_user_can_send_formatted_text(served: Served, bot: Bot) -> None:
+    got: list[str] = []
+    router = Router()
+
+    @router.message()
+    async def record(message: AiogramMessage) -> None:
+        got.append(message.html_text)
+
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    served.emulator.send_text(USER, "Big sale /now", entities=[MessageEntity(type="bold", offset=0, length=8)])
+    [update] = await bot.get_updates(timeout=0)
+    await dispatcher.feed_update(bot, update)
+    assert got == ["<b>Big sale</b> /now"]  # the /command's own entity is there too, and changes no markup
 
 
 async def test_commands_are_kept_per_scope_and_language(bot: Bot) -> None:

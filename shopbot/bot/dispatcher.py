@@ -9,6 +9,11 @@ from aiogram import Dispatcher, Router
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
+from shopbot.admin import broadcast_flow
+from shopbot.admin import menu as admin_menu
+from shopbot.admin.access import IsAdmin
+from shopbot.admin.maintenance import MaintenanceGate
+from shopbot.admin.services import AdminServices
 from shopbot.bot.errors import error_handler
 from shopbot.bot.limits import BotLimits, PaymentLimits, UpdateLimits
 from shopbot.bot.middlewares import CommandsLeaveFlows, KnownUserMiddleware
@@ -39,6 +44,7 @@ class BotServices:
     orders: Orders
     limits: BotLimits | None = None  # None: in-process limits of this dispatcher's own
     cache: Cache | None = None  # None: an in-process cache of this dispatcher's own
+    admin: AdminServices | None = None  # None: no admin area and no maintenance mode
 
 
 def build_dispatcher(services: BotServices, storage: BaseStorage | None = None) -> Dispatcher:
@@ -56,6 +62,9 @@ def build_dispatcher(services: BotServices, storage: BaseStorage | None = None) 
                                           services.metrics)
     # Limits come after the user is known (premium, first seen) and before anything else touches them.
     dispatcher.update.outer_middleware(UpdateLimits(limits))
+    if services.admin is not None:
+        # After the limits (a user hammering the bot in maintenance is limited as always), before any flow.
+        dispatcher.update.outer_middleware(MaintenanceGate(services.admin.settings, services.config.telegram.admin_ids))
     dispatcher.message.outer_middleware(CommandsLeaveFlows())
     dispatcher.callback_query.middleware(CallbackAnswerMiddleware())
     # Inside the answer middleware, so a refused payment press is answered with the wait.
@@ -65,6 +74,10 @@ def build_dispatcher(services: BotServices, storage: BaseStorage | None = None) 
     dispatcher.include_router(start.build_router())
     for router in flow_routers():
         dispatcher.include_router(router)
+    # Broadcasts need nothing of the admin services: admins have them whether or not the rest is wired.
+    dispatcher.include_router(broadcast_flow.build_router(IsAdmin(services.config.telegram.admin_ids)))
+    if services.admin is not None:
+        dispatcher.include_router(admin_menu.build_router(services.config.telegram.admin_ids))
     dispatcher.include_router(fallback.build_router())  # last: only what no flow took
     return dispatcher
 

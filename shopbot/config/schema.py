@@ -157,6 +157,12 @@ class ApiConfig(Section):
     jwt_secret_file: str = ""
 
 
+class BroadcastConfig(Section):
+    # Telegram allows about 30 messages a second to different users; the default leaves headroom.
+    rate: Annotated[float, msgspec.Meta(gt=0, le=30)] = 25.0
+    progress_seconds: Annotated[float, msgspec.Meta(ge=1, le=60)] = 3.0
+
+
 class Config(Section):
     """The whole configuration, as `shopbot.toml` and the environment give it."""
 
@@ -174,3 +180,4 @@ class Config(Section):
     cache: CacheConfig = CacheConfig()
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
     api: ApiConfig = ApiConfig()
+    broadcast: BroadcastConfig = BroadcastConfig()

@@ -117,6 +117,14 @@ class Orders:
         await queries.orders.return_to_queue(self.pool, order.id, why)
         self._wake_worker()
 
+    async def retry_now(self, order_id: int) -> bool:
+        """An operator's retry: the order is due at once, in the state it is in (the worker decides what
+        that means: pay a queued one, verify one that may have paid). False if it is not in progress."""
+        due = await queries.orders.make_order_due(self.pool, order_id)
+        if due is not None:
+            self._wake_worker()
+        return due is not None
+
     async def complete(self, order: Order, *, txid: str | None, cost_ton: Decimal | None,
                        cost: Decimal) -> Order | None:
         """→ completed, capturing the hold: the Fragment cost and the shop's revenue. None if already final."""

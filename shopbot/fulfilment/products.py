@@ -37,6 +37,19 @@ class Quote:
     currency: str
 
 
+@dataclass(frozen=True, slots=True)
+class PriceList:
+    """What Stars and Premium cost now: `[shop] star_price` and `premium_prices`, unless an admin changed
+    them at runtime (shop_settings, see shopbot/admin/settings.py)."""
+
+    star_price: Decimal
+    premium: dict[str, Decimal]  # "3", "6", "12" months
+
+    @classmethod
+    def from_config(cls, config: ShopConfig) -> PriceList:
+        return cls(config.star_price, dict(config.premium_prices))
+
+
 class Shopfront:
     """Prices, limits, recipient lookup, and placing an order."""
 
@@ -45,6 +58,11 @@ class Shopfront:
         self.client = client
         self.orders = orders
         self.ledger = ledger
+        # Replaced as a whole when the runtime prices change; an order's price is fixed in its quote.
+        self.prices = PriceList.from_config(config)
+
+    def use_prices(self, prices: PriceList) -> None:
+        self.prices = prices
 
     def price(self, product: str, quantity: int) -> Decimal:
         """The price in the shop currency; raises OrderRefused for what the shop does not sell."""
@@ -52,11 +70,11 @@ class Shopfront:
             if not self.config.min_stars <= quantity <= self.config.max_stars:
                 raise OrderRefused("bad_quantity",
                                    f"Stars come in {self.config.min_stars} to {self.config.max_stars} per order")
-            return (self.config.star_price * quantity).quantize(Decimal("0.01"))
+            return (self.prices.star_price * quantity).quantize(Decimal("0.01"))
         if product == "premium":
             if quantity not in PREMIUM_MONTHS:
                 raise OrderRefused("bad_quantity", "Premium is sold for 3, 6 or 12 months")
-            return self.config.premium_prices[str(quantity)]
+            return self.prices.premium[str(quantity)]
         raise OrderRefused("bad_product", f"the shop sells {' and '.join(PRODUCTS)}")
 
     async def quote(self, product: str, quantity: int, username: str) -> Quote:

@@ -7,6 +7,7 @@ the sandbox prints also answers the shop's /health and /metrics.
 
 from __future__ import annotations
 
+import base64
 import html
 import itertools
 import re
@@ -253,8 +254,14 @@ class ChatPage:
     def message_view(self, message: Message) -> dict[str, Any]:
         mine = message.from_ is not None and message.from_.id == self.telegram.bot_id
         keyboard = message.reply_markup.inline_keyboard if message.reply_markup else []
+        body = render_html(message.text or message.caption or "", message.entities or message.caption_entities)
+        if message.photo:  # a photo (the admin's sales chart) is shown inline, its caption below it
+            data = self.telegram.photo(message)
+            kind = "png" if data.startswith(b"\x89PNG") else "jpeg"
+            body = (f'<img src="data:image/{kind};base64,{base64.b64encode(data).decode()}" alt="photo" '
+                    f'style="max-width:100%;display:block">{body}')
         return {"id": message.message_id, "from": "bot" if mine else "user", "date": message.date,
-                "edited": message.edit_date is not None, "html": render_html(message.text or "", message.entities),
+                "edited": message.edit_date is not None, "html": body,
                 "keyboard": [[button_view(button) for button in row] for row in keyboard]}
 
     # --- Heleket's payment page --------------------------------------------------------------------------

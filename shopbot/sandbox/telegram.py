@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import itertools
 import logging
 import re
@@ -28,6 +30,9 @@ from shopbot.sandbox.telegram_wire import (
     NoParams, Params, SendMessage, SetWebhook, Update, User, WebhookInfo, command_entities, convert_params,
     decode_nested, format_text, inline_markup, json_decode, json_encode,
 )
+from shopbot.sandbox.telegram_wire import (
+    MAX_PHOTO_BYTES, PhotoSize, SendPhoto, Upload, format_caption, image_size,
+)
 from shopbot.web.asgi import serve_asgi
 
 logger = logging.getLogger(__name__)
@@ -44,6 +49,8 @@ OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction
 MAX_POLL_SECONDS = 50.0
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
+# The files of the multipart request being answered (each request is handled in its own context).
+_UPLOADS: contextvars.ContextVar[dict[str, Upload]] = contextvars.ContextVar("uploads", default={})
 
 
 class RecordedCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,6 +111,7 @@ class TelegramEmulator:
         self.webhook_retry_seconds = webhook_retry_seconds
         self.calls: list[RecordedCall] = []
         self.users: dict[int, User] = {}
+        self.files: dict[str, bytes] = {}  # every uploaded file by its file_id
         self._handed_out: set[int] = set()  # indexes into calls already returned by wait_for_call
         self._chats: dict[int, _ChatState] = {}
         self._pending: list[Update] = []
@@ -115,12 +123,13 @@ class TelegramEmulator:
         self._webhook: _Webhook | None = None
         self._faults: defaultdict[str, deque[ApiError]] = defaultdict(deque)
         self._delays: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._blocked: set[int] = set()  # users who blocked the bot
         self._poll_generation = 0
         self._closing = False
         self._changed = Pulse()  # any state change: new update, call, poller, webhook
         methods: list[tuple[str, type[Params], Callable[[Any], Awaitable[Any]]]] = [
             ("getMe", NoParams, self._get_me), ("getUpdates", GetUpdates, self._get_updates),
-            ("sendMessage", SendMessage, self._send_message),
+            ("sendMessage", SendMessage, self._send_message), ("sendPhoto", SendPhoto, self._send_photo),
             ("editMessageText", EditMessageText, self._edit_text),
             ("editMessageReplyMarkup", EditMessageReplyMarkup, self._edit_markup),
             ("deleteMessage", DeleteMessage, self._delete_message),
@@ -151,13 +160,15 @@ class TelegramEmulator:
             self._chats[user_id] = _ChatState(chat)
         return user
 
-    def send_text(self, user_id: int, text: str) -> Update:
-        """The user sends text in their private chat (added with defaults if new); /commands get entities."""
+    def send_text(self, user_id: int, text: str, *, entities: list[MessageEntity] | None = None) -> Update:
+        """The user sends text in their private chat (added with defaults if new); /commands get entities, and
+        `entities` is the formatting the user applied (bold, links…)."""
         if user_id not in self.users:
             self.add_user(user_id)
         state = self._chats[user_id]
+        found = sorted([*command_entities(text), *(entities or [])], key=lambda e: (e.offset, -e.length))
         message = Message(message_id=state.next_message_id(), date=int(time.time()), chat=state.chat,
-                          from_=self.users[user_id], text=text, entities=command_entities(text) or None)
+                          from_=self.users[user_id], text=text, entities=found or None)
         state.messages[message.message_id] = message
         return self._inject(Update(update_id=next(self._update_ids), message=message))
 
@@ -200,6 +211,15 @@ class TelegramEmulator:
         """The bot's messages in the chat as they stand now (edits applied, deletions gone), oldest first."""
         messages = self._chats[chat_id].messages.values() if chat_id in self._chats else []
         return [m for m in messages if include_user or (m.from_ is not None and m.from_.id == self.bot_id)]
+
+    def block_bot(self, user_id: int, *, blocked: bool = True) -> None:
+        """The user blocks the bot (or unblocks it): from then on Telegram refuses to send them anything."""
+        (self._blocked.add if blocked else self._blocked.discard)(user_id)
+
+    def photo(self, message: Message) -> bytes:
+        """The bytes of the largest size of the photo a message shows."""
+        assert message.photo, f"message {message.message_id} shows no photo"
+        return self.files[message.photo[-1].file_id]
 
     def fail_next(self, method: str, *, error_code: int, description: str | None = None,
                   retry_after: int | None = None) -> None:
@@ -348,7 +368,7 @@ class TelegramEmulator:
                                        has_main_web_app=False)
 
     async def _send_message(self, params: SendMessage) -> Message:
-        state = self._chat(params.chat_id)
+        state = self._chat(params.chat_id, sending=True)
         text, entities = format_text(params.text, params.parse_mode, params.entities)
         markup = inline_markup(params.reply_markup)
         message = Message(message_id=state.next_message_id(), date=int(time.time()), chat=state.chat,
@@ -356,8 +376,43 @@ class TelegramEmulator:
         state.messages[message.message_id] = message
         return message
 
+    async def _send_photo(self, params: SendPhoto) -> Message:
+        state = self._chat(params.chat_id, sending=True)
+        data = self._photo_data(params.photo)
+        size = image_size(data)
+        if size is None:
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        caption, entities = format_caption(params.caption, params.parse_mode, params.caption_entities)
+        unique = hashlib.sha256(data).hexdigest()[:16]
+        file_id = f"AgACAgIAAxkDAAI{unique}"
+        self.files[file_id] = data
+        photo = [PhotoSize(file_id=file_id, file_unique_id=f"AQAD{unique[:8]}", width=size[0], height=size[1],
+                           file_size=len(data))]
+        message = Message(message_id=state.next_message_id(), date=int(time.time()), chat=state.chat,
+                          from_=self.bot, photo=photo, caption=caption, caption_entities=entities,
+                          reply_markup=inline_markup(params.reply_markup))
+        state.messages[message.message_id] = message
+        return message
+
+    def _photo_data(self, photo: str) -> bytes:
+        """An upload of this request ("attach://<field>") or a photo sent before (its file_id)."""
+        if photo.startswith("attach://"):
+            upload = _UPLOADS.get().get(photo.removeprefix("attach://"))
+            if upload is None:
+                raise ApiError(400, "Bad Request: wrong remote file identifier specified: can't unserialize it")
+            if len(upload.data) > MAX_PHOTO_BYTES:
+                raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+            return upload.data
+        if photo in self.files:
+            return self.files[photo]
+        if not photo:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+
     async def _edit_text(self, params: EditMessageText) -> Message:
-        state, old = self._bot_message(params.chat_id, params.message_id, params.inline_message_id)
+        state, old = self._bot_message(params.chat_id, params.message_id, params.inline_message_id, sending=True)
+        if old.text is None:  # a photo with a caption: editMessageCaption would be the method
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
         text, entities = format_text(params.text, params.parse_mode, params.entities)
         # Like Telegram, an edit without reply_markup removes the inline keyboard.
         return self._replace(state, old, text, entities, inline_markup(params.reply_markup))
@@ -423,17 +478,19 @@ class TelegramEmulator:
 
     # --- helpers -------------------------------------------------------------------------------------------
 
-    def _chat(self, chat_id: int | str | None) -> _ChatState:
+    def _chat(self, chat_id: int | str | None, *, sending: bool = False) -> _ChatState:
         state = self._chats.get(chat_id) if isinstance(chat_id, int) else None  # "@channel" names no user
         if state is None:
             raise ApiError(400, "Bad Request: chat not found")
+        if sending and chat_id in self._blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
         return state
 
     def _bot_message(self, chat_id: int | str | None, message_id: int | None,
-                     inline_message_id: str | None) -> tuple[_ChatState, Message]:
+                     inline_message_id: str | None, *, sending: bool = False) -> tuple[_ChatState, Message]:
         if inline_message_id is not None:  # inline mode is not emulated
             raise ApiError(400, "Bad Request: message to edit not found")
-        state = self._chat(chat_id)
+        state = self._chat(chat_id, sending=sending)
         message = state.messages.get(message_id or 0)
         if message is None:
             raise ApiError(400, "Bad Request: message to edit not found")
@@ -480,9 +537,15 @@ async def _read_params(request: Request) -> dict[str, Any]:
             raise ApiError(400, "Bad Request: can't parse JSON object")
         params.update(decoded)
     elif content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        uploads: dict[str, Upload] = {}
         async with request.form() as form:
             for key, value in form.multi_items():
-                params[key] = value if isinstance(value, str) else f"<file {value.filename}>"
+                if isinstance(value, str):
+                    params[key] = value
+                else:  # a file: the method refers to it as attach://<key> (or it is the parameter itself)
+                    uploads[key] = Upload(value.filename or key, await value.read())
+                    params.setdefault(key, f"attach://{key}")
+        _UPLOADS.set(uploads)
     return params
 
 

@@ -98,6 +98,14 @@ class InlineKeyboardMarkup(Wire):
         return [button for row in self.inline_keyboard for button in row]
 
 
+class PhotoSize(Wire):
+    file_id: str
+    file_unique_id: str
+    width: int
+    height: int
+    file_size: int | None = None
+
+
 class Message(Wire):
     message_id: int
     date: int
@@ -106,6 +114,9 @@ class Message(Wire):
     edit_date: int | None = None
     text: str | None = None
     entities: list[MessageEntity] | None = None
+    photo: list[PhotoSize] | None = None
+    caption: str | None = None
+    caption_entities: list[MessageEntity] | None = None
     reply_markup: InlineKeyboardMarkup | None = None
 
 
@@ -171,6 +182,15 @@ class SendMessage(Params):
     text: str = ""
     parse_mode: str | None = None
     entities: list[MessageEntity] | None = None
+    reply_markup: dict[str, Any] | None = None
+
+
+class SendPhoto(Params):
+    chat_id: int | str
+    photo: str = ""  # "attach://<field>" for an upload in the same multipart request, or a known file_id
+    caption: str | None = None
+    parse_mode: str | None = None
+    caption_entities: list[MessageEntity] | None = None
     reply_markup: dict[str, Any] | None = None
 
 
@@ -280,6 +300,44 @@ def format_text(
     if utf16_length(text) > 4096:
         raise ApiError(400, "Bad Request: message is too long")
     return text, entities or None
+
+
+MAX_CAPTION = 1024
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Upload(msgspec.Struct, frozen=True):
+    """A file sent in a multipart request."""
+
+    filename: str
+    data: bytes
+
+
+def format_caption(
+    caption: str | None, parse_mode: str | None, entities: list[MessageEntity] | None
+) -> tuple[str | None, list[MessageEntity] | None]:
+    """A media caption as Telegram stores it: like a text, but it may be empty and is at most 1024 long."""
+    if not caption or not caption.strip():
+        return None, None
+    text, found = format_text(caption, parse_mode, entities)
+    if utf16_length(text) > MAX_CAPTION:
+        raise ApiError(400, "Bad Request: message caption is too long")
+    return text, found
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG (from its IHDR chunk) or a JPEG (from its SOF marker); None if it is neither."""
+    if data.startswith(PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(b"\xff\xd8"):
+        index = 2
+        while index + 9 <= len(data) and data[index] == 0xFF:
+            marker, length = data[index + 1], int.from_bytes(data[index + 2:index + 4], "big")
+            if marker in (0xC0, 0xC1, 0xC2):
+                return int.from_bytes(data[index + 7:index + 9], "big"), int.from_bytes(data[index + 5:index + 7], "big")
+            index += 2 + length
+    return None
 
 
 def inline_markup(markup: dict[str, Any] | None) -> InlineKeyboardMarkup | None:

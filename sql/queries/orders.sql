@@ -91,3 +91,9 @@ SELECT state, count(*) AS n FROM orders GROUP BY state;
 UPDATE orders SET delay_notified = true
 WHERE state = 'queued' AND NOT delay_notified
 RETURNING *;
+
+-- name: make_order_due$
+-- An operator's "retry now": the order is worked on next, from the state it is in.
+UPDATE orders SET next_attempt_at = now(), updated_at = now()
+WHERE id = $1 AND state IN ('queued', 'paying', 'verifying')
+RETURNING id;

@@ -1,0 +1,64 @@
+"""What the admin area works with, beyond the services every handler has: handlers get it as `admin`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from aiogram import Bot
+
+from shopbot.admin.settings import RuntimeSettings
+from shopbot.bot.notices import OrderNotices
+from shopbot.config.schema import Config
+from shopbot.fulfilment.assemble import Fulfilment
+from shopbot.fulfilment.fragment import FragmentClient
+from shopbot.locales import Texts
+
+CircuitStates = Callable[[], Awaitable[dict[str, str]]]
+
+
+async def _no_circuits() -> dict[str, str]:
+    return {}
+
+
+@dataclass
+class AdminServices:
+    settings: RuntimeSettings
+    client: FragmentClient | None = None  # None: selling is off (nothing to verify, no wallet to lock)
+    notices: OrderNotices | None = None  # tells a buyer about an admin's refund
+    wallet_ton: Callable[[], Decimal | None] = lambda: None  # the last wallet reading
+    circuits: CircuitStates = _no_circuits
+    kyc: bool = False  # cookies matter only when purchases go through the shop's own Fragment account
+    attention_after: float = 600.0  # a queued or paying order older than this needs attention
+
+
+def circuit_states(breakers: dict[str, Any]) -> CircuitStates:
+    """Each breaker's state, whether its `state` is a property, a method or a coroutine method."""
+
+    async def states() -> dict[str, str]:
+        found = {}
+        for name, breaker in breakers.items():
+            state = getattr(breaker, "state", "unknown")
+            if callable(state):
+                state = state()
+            if inspect.isawaitable(state):
+                state = await state
+            found[name] = str(state)
+        return found
+
+    return states
+
+
+async def open_admin(config: Config, pool: asyncpg.Pool, fulfilment: Fulfilment, bot: Bot, texts: Texts,
+                     circuits: dict[str, Any]) -> AdminServices:
+    """The admin area's services, with the runtime settings read once, so stored prices apply from the start."""
+    settings = RuntimeSettings(pool, config.shop, on_prices=fulfilment.shopfront.use_prices)
+    await settings.refresh(force=True)
+    wallet = fulfilment.wallet
+    return AdminServices(settings, client=fulfilment.client, notices=OrderNotices(bot, texts, pool),
+                         wallet_ton=lambda: wallet.balance if wallet is not None else None,
+                         circuits=circuit_states(circuits), kyc=config.fragment.kyc)

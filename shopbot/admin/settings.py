@@ -1,0 +1,139 @@
+"""Settings an admin changes at runtime (maintenance mode, prices), kept in `shop_settings`.
+
+Every instance reads them at most `ttl` seconds late (a change on this instance applies at once), so
+the bot asks the database at most once per `ttl`, not on every update. A change and its audit entry
+commit together.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from shopbot.admin.audit import record_audit
+from shopbot.config.schema import ShopConfig
+from shopbot.db.queries import queries
+from shopbot.fulfilment.products import PREMIUM_MONTHS, PriceList
+
+MAINTENANCE = "maintenance"
+PRICES = "prices"
+STAR_PRICE_PLACES = 6
+PREMIUM_PRICE_PLACES = 2
+MAX_PRICE = Decimal("100000")
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_PRICE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,20})?")
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    on: bool = False
+    message: str = ""  # shown to users instead of the bot; empty: the standard text in their language
+
+
+class BadPrice(ValueError):
+    """A typed price the shop cannot use; `key` names the text that says why."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+def parse_price(text: str, places: int) -> Decimal:
+    """"0.015" or "19,99" as a positive Decimal with at most `places` decimals, below MAX_PRICE."""
+    cleaned = text.strip().replace(",", ".")
+    if not _PRICE.fullmatch(cleaned):
+        raise BadPrice("admin-price-not-a-number")
+    value = Decimal(cleaned)
+    if value <= 0 or value >= MAX_PRICE:
+        raise BadPrice("admin-price-out-of-range")
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        raise BadPrice("admin-price-too-precise")
+    return value
+
+
+def prices_to_json(prices: PriceList) -> dict[str, Any]:
+    return {"star_price": str(prices.star_price), "premium": {k: str(v) for k, v in sorted(prices.premium.items())}}
+
+
+def prices_from_json(value: Any, fallback: PriceList) -> PriceList:
+    """The stored prices; anything missing or unreadable keeps the configured price."""
+    if not isinstance(value, dict):
+        return fallback
+    try:
+        star = Decimal(str(value.get("star_price", fallback.star_price)))
+        premium = dict(fallback.premium)
+        premium.update({str(k): Decimal(str(v)) for k, v in (value.get("premium") or {}).items()
+                        if str(k) in premium})
+    except (InvalidOperation, AttributeError):
+        return fallback
+    return PriceList(star, premium)
+
+
+class RuntimeSettings:
+    """Maintenance mode and prices as the shop uses them now; `on_prices` hears every price change."""
+
+    def __init__(self, pool: asyncpg.Pool, shop: ShopConfig, *, ttl: float = 3.0,
+                 on_prices: Callable[[PriceList], None] | None = None) -> None:
+        self.pool = pool
+        self.shop = shop
+        self.ttl = ttl
+        self.on_prices = on_prices
+        self.configured_prices = PriceList.from_config(shop)
+        self.maintenance = Maintenance()
+        self.prices = self.configured_prices
+        self._read_at: float | None = None
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Read the settings again when they are older than `ttl` (or when forced)."""
+        if not force and self._read_at is not None and time.monotonic() - self._read_at < self.ttl:
+            return
+        stored = {row["name"]: msgspec.json.decode(row["value"]) if isinstance(row["value"], str) else row["value"]
+                  for row in await queries.admin.all_settings(self.pool)}
+        self._apply(stored)
+        self._read_at = time.monotonic()
+
+    def _apply(self, stored: dict[str, Any]) -> None:
+        raw = stored.get(MAINTENANCE)
+        if isinstance(raw, dict):
+            self.maintenance = Maintenance(bool(raw.get("on")), str(raw.get("message") or ""))
+        else:
+            self.maintenance = Maintenance()
+        prices = prices_from_json(stored.get(PRICES), self.configured_prices)
+        if prices != self.prices:
+            self.prices = prices
+            if self.on_prices is not None:
+                self.on_prices(prices)
+
+    async def set_maintenance(self, value: Maintenance, *, admin_id: int) -> Maintenance:
+        """Switch maintenance mode (audited); the state before."""
+        await self.refresh(force=True)
+        before = self.maintenance
+        after = {"on": value.on, "message": value.message}
+        action = "maintenance.message" if value.on == before.on else f"maintenance.{'on' if value.on else 'off'}"
+        await self._put(MAINTENANCE, after, admin_id, action, {"on": before.on, "message": before.message})
+        return before
+
+    async def set_prices(self, value: PriceList, *, admin_id: int) -> PriceList:
+        """Change the prices (audited); the prices before."""
+        await self.refresh(force=True)
+        before = self.prices
+        await self._put(PRICES, prices_to_json(value), admin_id, "prices.set", prices_to_json(before))
+        return before
+
+    async def _put(self, name: str, value: dict[str, Any], admin_id: int, action: str, before: dict[str, Any]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await queries.admin.put_setting(conn, name, _encoder.encode(value).decode(), admin_id)
+            await record_audit(conn, admin_id=admin_id, action=action, target=name, before=before, after=value)
+        await self.refresh(force=True)
+
+
+def premium_months() -> tuple[str, ...]:
+    return tuple(str(months) for months in PREMIUM_MONTHS)
