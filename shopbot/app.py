@@ -197,6 +197,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
             web_port = await supervisor.start("web", partial(
                 serve_asgi, web, host=config.web.host, port=config.web.port,
                 shutdown_trigger=lifecycle.wait_stopping, graceful_seconds=config.shutdown.grace_seconds,
+                tls_cert=config.web.tls_cert, tls_key=config.web.tls_key,
             ))
             await supervisor.start("telegram", telegram_service)
             if reconciler is not None:

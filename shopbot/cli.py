@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where the sandbox keeps its own database (default var/sandbox)")
     sandbox.add_argument("--allow-remote", action="store_true",
                          help="allow a --host other than 127.0.0.1: anyone who reaches it can use the sandbox")
+    backup = commands.add_parser("backup", help="write a pg_dump archive of the configured database (the "
+                                                "embedded one included), also while the shop runs")
+    backup.add_argument("--output", "-o", default=None, metavar="FILE",
+                        help="where to write it (default: shopbot-YYYYMMDD-HHMMSS.dump here; - for stdout)")
+    restore = commands.add_parser("restore", help="replace the configured database's contents with a backup, "
+                                                  "in one transaction; stop the shop first")
+    restore.add_argument("file", type=Path, help="a file `shopbot backup` wrote; - reads it from standard input "
+                                                 "(needs --yes)")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     commands.add_parser("version", help="print shopbot's version")
     return parser
 
@@ -170,6 +179,47 @@ def command_fragment(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_backup(args: argparse.Namespace) -> int:
+    config = load_for_running(args)
+    from shopbot.db.backup import backup_database
+
+    done = anyio.run(backup_database, config, args.output, backend="asyncio")
+    size = f" ({done.size / 1024:.0f} KiB)" if done.size is not None else ""
+    # With --output - the archive itself is on stdout.
+    to_stdout = done.output == "-"
+    print(f"backed up {done.database} (PostgreSQL {done.server_version}) to "
+          f"{'standard output' if to_stdout else done.output}{size}", file=sys.stderr if to_stdout else sys.stdout)
+    return 0
+
+
+def command_restore(args: argparse.Namespace) -> int:
+    config = load_for_running(args)
+    from shopbot.db.backup import describe_target, inspect_backup, restore_database, spooled_backup
+
+    from_stdin = str(args.file) == "-"
+    if from_stdin and not args.yes:
+        return fail("restore - reads the backup from standard input, so it cannot ask for confirmation: add --yes")
+    with spooled_backup(args.file) as path:
+        backup = inspect_backup(path)
+        target = describe_target(config.database)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                return fail(f"restore replaces everything in {target}; add --yes to confirm when not at a terminal")
+            print(f"{args.file}: a backup of database {backup.database} (PostgreSQL {backup.server_version}) "
+                  f"taken {backup.created}")
+            try:
+                answer = input(f"Replace everything in {target} with it? Type yes to go on: ")
+            except EOFError:
+                answer = ""
+            if answer.strip().lower() != "yes":
+                return fail("restore cancelled; nothing was changed")
+        described = anyio.run(restore_database, config, backup, backend="asyncio")
+    shown = "the backup from standard input" if from_stdin else args.file
+    print(f"restored {shown} into {described}; `shopbot serve` applies newer migrations when it starts; "
+          "check the books with `shopbot ledger verify`")
+    return 0
+
+
 def command_api_token(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if not config.api.jwt_secret:
@@ -221,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_fragment(args)
         if args.command == "api":
             return command_api_token(args)
+        if args.command == "backup":
+            return command_backup(args)
+        if args.command == "restore":
+            return command_restore(args)
         if args.command == "sandbox":
             return command_sandbox(args)
         return command_serve(args)

@@ -20,6 +20,7 @@ import msgspec
 from shopbot.config.schema import PREMIUM_MONTHS, Config
 from shopbot.config.secret import Secret, decode_hook
 from shopbot.errors import ConfigError
+from shopbot.web.tls import tls_problems
 
 ENV_PREFIX = "SHOPBOT_"
 CONFIG_ENV = "SHOPBOT_CONFIG"
@@ -228,6 +229,8 @@ def check_consistency(config: Config) -> list[str]:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
             problems.append(f"{entry!r} in heleket.allowed_ips or web.trusted_proxies: not an IP address or network")
+    if bool(config.web.tls_cert) != bool(config.web.tls_key):
+        problems.append("web.tls_cert, web.tls_key: set both (HTTPS) or neither (plain HTTP)")
     if config.supervisor.backoff_initial > config.supervisor.backoff_max:
         problems.append("supervisor.backoff_initial: must not exceed supervisor.backoff_max")
     for key, url in (("telegram.api_base", config.telegram.api_base), ("heleket.base_url", config.heleket.base_url),
@@ -247,4 +250,5 @@ def serve_problems(config: Config) -> list[str]:
             problems.append("web.public_url: required in webhook mode (Telegram posts to <public_url>/webhook/telegram)")
         if not SECRET_TOKEN.fullmatch(config.telegram.webhook_secret.reveal()):
             problems.append("telegram.webhook_secret: required in webhook mode: 1-256 of A-Z a-z 0-9 _ -")
+    problems.extend(tls_problems(config.web.tls_cert, config.web.tls_key))
     return problems

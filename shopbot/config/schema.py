@@ -58,6 +58,8 @@ class WebConfig(Section):
     port: Port = 8080
     public_url: str = ""
     trusted_proxies: tuple[str, ...] = ()
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 PREMIUM_MONTHS = ("3", "6", "12")

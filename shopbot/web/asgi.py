@@ -14,6 +14,7 @@ from hypercorn.config import Config, Sockets
 from hypercorn.typing import ASGIFramework
 
 from shopbot.errors import PortInUseError
+from shopbot.web.tls import check_tls
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +71,23 @@ async def serve_asgi(
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     graceful_seconds: float = 5.0,
     access_log: bool = False,
+    tls_cert: str = "",
+    tls_key: str = "",
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve app on host:port until shutdown_trigger returns or the enclosing scope is cancelled.
 
     task_status.started receives the bound port (useful with port 0) once the app's lifespan has started.
     Either way of stopping sets hypercorn's own shutdown trigger and lets it drain for graceful_seconds.
+    With tls_cert and tls_key (PEM files) it serves HTTPS (HTTP/1.1 and HTTP/2) instead of plain HTTP.
     """
+    # Checked before binding: a bad certificate is a ConfigError naming the key, not an SSL traceback.
+    check_tls(tls_cert, tls_key)
     listener = bind_listener(host, port)
     bound_port: int = listener.getsockname()[1]
     config = _ListenerConfig(listener, on_serving=lambda: task_status.started(bound_port))
+    if tls_cert:
+        config.certfile, config.keyfile = tls_cert, tls_key
     config.graceful_timeout = graceful_seconds
     config.shutdown_timeout = LIFESPAN_SHUTDOWN_SECONDS
     # A Logger (not a path or "-") makes hypercorn log through the app's logging setup instead of adding
