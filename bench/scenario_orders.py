@@ -1,0 +1,200 @@
+"""Scenario 3, orders: many users buying Stars at once, drained by the real `shopbot serve` against the Fragment
+emulator with a fixed service latency on every request.
+
+Each user (with 5.00 USD on their balance) types `/buy_stars 50 @best_friend` and waits for the confirmation
+(the recipient lookup goes through Fragment); then, with the clock running, every user presses Confirm at
+once. Measured: orders/s completed and the time until the last order is delivered. The ceiling: the
+emulator's own capacity for sequential payments from one wallet, measured in the same run by fragment-api-lib
+itself paying orders back to back (create, wallet seqno, submit: the calls any payment needs). At the end:
+every order completed and paid exactly once, every balance exactly 5.00 minus the price, the ledger verifies.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import asyncpg
+from fragment_api_lib.v3 import FragmentAPIv3
+
+from bench.common import TOKEN, BenchFailure, Measure, Postgres, ScenarioResult, check, check_books, percentile
+from bench.processes import ShopProcess, free_port, write_shop_config
+from bench.seed import seed_users
+from bench.telegram_load import LoadTelegram
+from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
+from shopbot.sandbox.telegram import serve_telegram_emulator
+from shopbot.sandbox.wallet_seed import throwaway_mnemonic, wallet_address_of
+
+FIRST_USER = 7_000_001
+RECIPIENT = "best_friend"
+STARS = 50
+PRICE = Decimal("1.00")  # 50 Stars at the default star_price of 0.02
+START_BALANCE = Decimal("5.00")
+TON = 10**9
+TRUST = {"max_ton_per_order": 50.0, "max_fee_percent": 5.0}
+
+
+@dataclass
+class OrderSettings:
+    users: int = 500
+    latency: float = 0.05
+    ceiling_payments: int = 40
+    timeout: float = 420.0
+
+
+async def run_orders(postgres: Postgres, folder: Path, settings: OrderSettings, context: dict[str, object],
+                     result: ScenarioResult) -> None:
+    users = range(FIRST_USER, FIRST_USER + settings.users)
+    fragment = FragmentEmulator(latency=settings.latency)
+    fragment.add_user(RECIPIENT, "Best Friend")
+    telegram = LoadTelegram(TOKEN)
+    for user in users:
+        telegram.add_user(user, first_name=f"Buyer{user}", username=f"buyer{user}", language_code="en")
+    dsn = await postgres.fresh_database("orders")
+    try:
+        await seed_users(dsn, users, credits=1, amount=START_BALANCE)
+        async with anyio.create_task_group() as group:
+            fragment_port = await group.start(serve_fragment_emulator, fragment)
+            telegram_port = await group.start(serve_telegram_emulator, telegram)
+            base_url = f"http://127.0.0.1:{fragment_port}"
+            ceiling = await ceiling_rate(fragment, base_url, settings.ceiling_payments)
+            drain, confirm_ms, shop_wallet, lookups = await shop_drain(fragment, telegram, base_url, telegram_port, dsn,
+                                                              folder, users, settings)
+            group.cancel_scope.cancel()
+        await check_orders(dsn, fragment, shop_wallet, users)
+    finally:
+        await postgres.drop_database(dsn)
+    n = settings.users
+    result.measures += [
+        Measure(f"orders/s completed ({n} buyers at once)", n / drain, "orders/s", ceiling,
+                f"fragment-api-lib paying back to back ({settings.latency * 1000:.0f} ms per request)", "share"),
+        Measure(f"time to drain {n} orders", drain, "s", n / ceiling, "the same orders at the ceiling's rate",
+                "multiple"),
+        Measure("Confirm press to 'queued' screen, p99", percentile(confirm_ms, 99), "ms"),
+    ]
+    result.checks += [
+        f"all {n} orders completed, one per buyer, each Fragment order paid exactly once from the shop's wallet",
+        f"every buyer's balance is {START_BALANCE - PRICE} available and 0 held; ledger verify passes",
+        "every Confirm press answered; no failed Bot API call; no ERROR logged",
+    ]
+    result.notes.append(f"Fragment emulator latency {settings.latency * 1000:.0f} ms on every request; ceiling "
+                        f"measured over {settings.ceiling_payments} payments; before the clock started, {n} buyers "
+                        f"asking at once waited {lookups:.1f} s for their last confirmation (recipient lookups)")
+
+
+async def ceiling_rate(fragment: FragmentEmulator, base_url: str, payments: int) -> float:
+    """Payments/s of fragment-api-lib buying one order after another from a wallet of its own."""
+    mnemonic = " ".join(throwaway_mnemonic())
+    api = FragmentAPIv3(mnemonic, wallet_type="v4r2", base_url=base_url, trust=TRUST, timeout=30)
+    fragment.fund(api.address, 10_000 * TON)
+
+    def pay(first: int, count: int) -> float:
+        started = time.perf_counter()
+        for n in range(first, first + count):
+            answer = api.buy("stars", RECIPIENT, STARS, kyc=False, idempotency_key=f"ceiling:{n}")
+            if not answer.get("success", True) or answer.get("error_code"):
+                raise BenchFailure(f"the ceiling's payment {n} failed: {answer}")
+        return time.perf_counter() - started
+
+    await anyio.to_thread.run_sync(pay, 0, 2)  # signs in, deploys the wallet
+    elapsed = await anyio.to_thread.run_sync(pay, 2, payments)
+    made = [p for p in fragment.payments if p.wallet == api.address]
+    check(len(made) == payments + 2 and all(p.outcome == "success" for p in made),
+          f"the ceiling made {len(made)} payments for {payments + 2} orders")
+    return payments / elapsed
+
+
+async def shop_drain(fragment: FragmentEmulator, telegram: LoadTelegram, base_url: str, telegram_port: int, dsn: str,
+                     folder: Path, users: range,
+                     settings: OrderSettings) -> tuple[float, list[float], str, float]:
+    """Seconds from every buyer pressing Confirm until the last order completed; Confirm-to-answer latencies;
+    the shop's wallet; seconds until every buyer saw a confirmation."""
+    words = throwaway_mnemonic()
+    mnemonic = " ".join(words)
+    wallet = wallet_address_of(words, "v4r2")
+    fragment.fund(wallet, 10_000 * TON)
+    web_port = free_port()
+    config = write_shop_config(folder, telegram_port=telegram_port, web_port=web_port, database_url=dsn, fragment={
+        "base_url": base_url, "seed_phrase": mnemonic, "wallet_type": "v4r2", "kyc": False,
+        "max_ton_per_order": TRUST["max_ton_per_order"], "request_timeout": 60.0})
+    shop = ShopProcess(config, folder, web_port)
+    try:
+        await shop.wait_ready()
+        asked = time.perf_counter()
+        for user in users:
+            telegram.type(user, f"/buy_stars {STARS} @{RECIPIENT}")
+        confirms = await confirmations(telegram, users, timeout=60 + settings.users * settings.latency * 3)
+        lookups = time.perf_counter() - asked
+        conn = await asyncpg.connect(dsn)
+        try:
+            tally = telegram.measure_from_now()
+            started = time.perf_counter()
+            for user in users:
+                message_id, data = confirms[user]
+                telegram.press(user, data, message_id)
+            last = started
+            with anyio.move_on_after(settings.timeout):
+                while True:
+                    done = await conn.fetchval("SELECT count(*) FROM orders WHERE state IN ('completed', 'refunded')")
+                    last = time.perf_counter()
+                    if done >= len(users):
+                        break
+                    await anyio.sleep(0.05)
+            check(done >= len(users), f"only {done} of {len(users)} orders were done after {settings.timeout} s")
+        finally:
+            await conn.close()
+        await telegram.drain(10)
+        check(not telegram.in_flight, f"{len(telegram.in_flight)} Confirm presses were never answered")
+        check(not telegram.failures, f"failed Bot API calls: {dict(telegram.failures)}")
+        await shop.stop_cleanly()
+    finally:
+        await shop.stop()
+    problems = shop.problems()
+    check(not problems, "the shop logged errors:\n" + "\n".join(problems[:20]))
+    return last - started, [x * 1000 for x in tally.latencies], wallet, lookups
+
+
+async def confirmations(telegram: LoadTelegram, users: range, timeout: float) -> dict[int, tuple[int, str]]:
+    """Each buyer's confirmation: its message and the Confirm button's data."""
+    found: dict[int, tuple[int, str]] = {}
+    with anyio.move_on_after(timeout):
+        while len(found) < len(users):
+            for user in users:
+                message_id, data = telegram.buttons.get(user, (0, []))
+                confirm = [d for d in data if d.startswith("buy-ok:stars:")]
+                if confirm:
+                    found[user] = (message_id, confirm[0])
+            await anyio.sleep(0.1)
+    check(len(found) == len(users), f"only {len(found)} of {len(users)} buyers saw a confirmation in {timeout:.0f} s")
+    return found
+
+
+async def check_orders(dsn: str, fragment: FragmentEmulator, wallet: str, users: range) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        orders = await conn.fetch("SELECT id, user_id, state, fragment_order_id FROM orders")
+        accounts = await conn.fetch("SELECT user_id, kind, balance FROM accounts WHERE kind IN ('user', 'user_held')")
+        await check_books(conn)
+    finally:
+        await conn.close()
+    check(sorted(o["user_id"] for o in orders) == list(users), "not exactly one order per buyer")
+    not_done = [o["id"] for o in orders if o["state"] != "completed"]
+    check(not not_done, f"{len(not_done)} orders did not complete, e.g. {not_done[:5]}")
+    made = [p for p in fragment.payments if p.wallet == wallet]
+    paid: dict[str, int] = {}
+    for payment in made:
+        check(payment.outcome == "success", f"a payment ended {payment.outcome}")
+        for order_id in payment.order_ids:
+            paid[order_id] = paid.get(order_id, 0) + 1
+    wrong = [o["id"] for o in orders if paid.get(str(o["fragment_order_id"])) != 1]
+    check(not wrong, f"{len(wrong)} orders were not paid exactly once, e.g. {wrong[:5]}")
+    check(len(made) == len(orders), f"{len(made)} payments left the wallet for {len(orders)} orders")
+    expected = {"user": START_BALANCE - PRICE, "user_held": Decimal(0)}
+    off = [(a["user_id"], a["kind"], a["balance"]) for a in accounts if a["balance"] != expected[a["kind"]]]
+    check(not off, f"{len(off)} balances are wrong, e.g. {off[:5]}")
+    if len({a["user_id"] for a in accounts if a["kind"] == "user"}) != len(users):
+        raise BenchFailure("not every buyer has a balance")
