@@ -46,10 +46,14 @@ async def post_load(port: int, path: str, bodies: Sequence[bytes], *, connection
                              f"Content-Length: {length}\r\n\r\n").encode()
         return heads[length]
 
-    async def connection() -> None:
-        nonlocal next_index
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, writer
+
+    async def connection() -> None:
+        nonlocal next_index
+        reader, writer = await connect()
         try:
             while time.perf_counter() < deadline:
                 index = next_index
@@ -72,6 +76,11 @@ async def post_load(port: int, path: str, bodies: Sequence[bytes], *, connection
                 result.sent.append(index)
                 if keep_bodies:
                     result.bodies.append(answer)
+                if b"\r\nconnection: close" in response.lower():
+                    # The server ends this connection after its answer (hypercorn does after 1,000 requests
+                    # on one connection): as any HTTP/1.1 client would, go on on a new one.
+                    writer.close()
+                    reader, writer = await connect()
         finally:
             writer.close()
 
