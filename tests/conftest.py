@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from shopbot.db.migrate import apply_migrations
+from shopbot.guard.redis_link import RedisLink
 from shopbot.db.server import with_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +129,21 @@ async def redis_url(redis_server_url: str) -> AsyncIterator[str]:
     yield redis_server_url
     await client.flushdb()
     await client.aclose()
+
+
+@pytest.fixture(params=["redis", "in-process"])
+async def link(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[RedisLink]:
+    """Shared state's two homes: a Redis every instance sees, or this process alone (no `[redis] url`)."""
+    if request.param == "in-process":
+        yield RedisLink(None)
+        return
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield RedisLink(client)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ forgotten on write, and still answering (without serving what was invalidated) w
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -41,19 +40,6 @@ class Other(msgspec.Struct, frozen=True, kw_only=True):
 
 
 ANN = Profile(id=1, language="en", seen=datetime(2026, 11, 30, 3, 0, tzinfo=UTC), limit=Decimal("12.34"))
-
-
-@pytest.fixture(params=["redis", "in-process"])
-async def link(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[RedisLink]:
-    """The cache's two homes: a shared Redis, or this process alone."""
-    if request.param == "in-process":
-        yield RedisLink(None)
-        return
-    client = redis.Redis.from_url(redis_url)
-    try:
-        yield RedisLink(client)
-    finally:
-        await client.aclose()
 
 
 def counted(metrics: Metrics, name: str, kind: str) -> float:

@@ -4,7 +4,6 @@ when Redis disappears mid-conversation and comes back."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -23,18 +22,6 @@ from tests.test_bot_account import Customer
 TEXTS = Texts()
 ANN = StorageKey(bot_id=7000000001, chat_id=1, user_id=1)
 BOB = StorageKey(bot_id=7000000001, chat_id=2, user_id=2)
-
-
-@pytest.fixture(params=["redis", "in-process"])
-async def link(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[RedisLink]:
-    if request.param == "in-process":
-        yield RedisLink(None)
-        return
-    client = redis.Redis.from_url(redis_url)
-    try:
-        yield RedisLink(client)
-    finally:
-        await client.aclose()
 
 
 async def test_a_session_keeps_its_state_and_data_until_cleared(link: RedisLink) -> None:
