@@ -90,13 +90,8 @@ class BotLimits:
 
 
 def _first_seen(data: dict[str, Any]) -> datetime | None:
-    user = data.get("shop_user")
-    if user is None:
-        return None
-    try:
-        return user["first_seen_at"]
-    except (KeyError, TypeError):
-        return getattr(user, "first_seen_at", None)
+    """When the shop first saw the sender (`KnownUserMiddleware` puts the profile in `shop_user`)."""
+    return getattr(data.get("shop_user"), "first_seen_at", None)
 
 
 class UpdateLimits(BaseMiddleware):
