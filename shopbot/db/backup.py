@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio.to_thread
-import asyncpg
 
 from shopbot.config.schema import Config, DatabaseConfig
 from shopbot.db.embedded import is_our_postmaster, read_postmaster_pid, socket_dsn
@@ -35,7 +34,7 @@ from shopbot.db.pgtools import (
     BackupError, PgProgram, Target, choose_dump_program, choose_restore_program, installed, program_problem,
     run_program, split_password,
 )
-from shopbot.db.pool import DatabaseUnavailableError, describe_dsn, reason_of
+from shopbot.db.pool import connect, describe_dsn
 from shopbot.db.queries import queries
 from shopbot.db.server import SHOP_DATABASE, open_database_server, with_database
 
@@ -79,10 +78,7 @@ class BackupDone:
 
 async def inspect_server(dsn: str, timeout: float) -> ServerInfo:
     """The server's version and the other sessions on the database, failing in one line when unreachable."""
-    try:
-        conn = await asyncpg.connect(dsn, timeout=timeout)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise DatabaseUnavailableError(dsn, reason_of(exc)) from None
+    conn = await connect(dsn, timeout)
     try:
         major = conn.get_server_version().major
         version = conn.get_settings().server_version.split(" ")[0]  # "15.20 (Debian 15.20-0+deb12u1)"

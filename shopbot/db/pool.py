@@ -45,6 +45,14 @@ def reason_of(exc: BaseException) -> str:
     return first_line
 
 
+async def connect(dsn: str, timeout: float) -> asyncpg.Connection:
+    """One connection outside the pool (bootstrap, backups), failing with one clear line when unreachable."""
+    try:
+        return await asyncpg.connect(dsn, timeout=timeout)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise DatabaseUnavailableError(dsn, reason_of(exc)) from None
+
+
 @contextlib.asynccontextmanager
 async def open_pool(dsn: str, config: DatabaseConfig) -> AsyncIterator[asyncpg.Pool]:
     """Open the pool, failing with one clear line when the server is unreachable."""

@@ -8,10 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
 from shopbot.config.schema import DatabaseConfig
-from shopbot.db.pool import DatabaseUnavailableError, reason_of
+from shopbot.db.pool import connect
 from shopbot.db.queries import queries
 
 log = logging.getLogger(__name__)
@@ -26,10 +24,7 @@ def with_database(dsn: str, database: str) -> str:
 
 async def ensure_shop_database(admin_dsn: str, timeout: float) -> None:
     """Create the shop's database on the embedded server the first time."""
-    try:
-        conn = await asyncpg.connect(admin_dsn, timeout=timeout)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise DatabaseUnavailableError(admin_dsn, reason_of(exc)) from None
+    conn = await connect(admin_dsn, timeout)
     try:
         if not await queries.bootstrap.database_exists(conn, SHOP_DATABASE):
             await queries.bootstrap.create_shop_database(conn)
