@@ -53,6 +53,7 @@ from shopbot.lifecycle import Lifecycle
 from shopbot.locales import Texts
 from shopbot.metrics import Metrics
 from shopbot.payments.heleket import HeleketClient
+from shopbot.payments.lookup import PaymentLookup
 from shopbot.payments.reconciler import Reconciler
 from shopbot.payments.settle import Settlement
 from shopbot.payments.topup import TopUps
@@ -160,11 +161,13 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         ledger = Ledger(pool, config.shop.currency)
         texts = Texts()
         settlement = Settlement(pool, ledger, config.heleket, notify=topup_notifier(bot, texts, pool))
-        topups = TopUps(pool, heleket, config, settlement, cache)
+        # One lookup for the webhook, "Check payment" and the reconciler: they share what Heleket said.
+        lookup = PaymentLookup(heleket, cache) if heleket is not None else None
+        topups = TopUps(pool, heleket, config, settlement, cache, lookup=lookup)
         reconciler = None
         if heleket is not None:
             reconciler = Reconciler(pool, heleket, settlement, lifecycle, metrics,
-                                    poll_seconds=config.heleket.poll_seconds, cache=cache)
+                                    poll_seconds=config.heleket.poll_seconds, cache=cache, lookup=lookup)
 
         fulfilment = assemble_fulfilment(config, pool, ledger, bot, texts, heleket, lifecycle, metrics,
                                          circuits["fragment"])
@@ -184,7 +187,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
             telegram_service = Poller(updates, lifecycle, texts, poll_timeout=config.telegram.poll_timeout).run
 
         metrics.refreshers.append(shop_stats(pool, metrics, list(circuits.values())))
-        routes = [heleket_webhook_route(config, settlement, metrics), *api_routes(config, pool, ledger)]
+        routes = [heleket_webhook_route(config, settlement, metrics, lookup), *api_routes(config, pool, ledger)]
         if receiver is not None:
             routes.append(receiver.route())
         guard = Middleware(WebhookGuard, limiter=limiter, per_minute=config.rate_limit.webhook_per_minute,

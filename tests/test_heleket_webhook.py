@@ -26,6 +26,16 @@ async def open_invoice(pool: asyncpg.Pool, user_id: int = 7, amount: Decimal = D
     return str(row["order_id"])
 
 
+def at_heleket(shop: ShopUnderTest, order_id: str, amount: Decimal = D("10"), *, paid: bool = True) -> str:
+    """The same invoice at Heleket (paid unless told otherwise), which every webhook is checked against;
+    its own webhooks are not sent (no url_callback). Returns Heleket's uuid."""
+    assert shop.heleket is not None
+    invoice = shop.heleket.open_invoice(order_id, amount)
+    if paid:
+        shop.heleket.pay(order_id)
+    return invoice.uuid
+
+
 async def assert_nothing_moved(shop: ShopUnderTest) -> None:
     assert await shop.shop.pool.fetchval("SELECT count(*) FROM movements") == 0
     assert await shop.shop.pool.fetchval("SELECT count(*) FROM invoice_events") == 0
@@ -44,7 +54,8 @@ async def post(shop: ShopUnderTest, body: bytes, **headers: str) -> tuple[int, d
 
 async def test_a_valid_paid_webhook_credits(shop: ShopUnderTest) -> None:
     order_id = await open_invoice(shop.shop.pool)
-    status, body = await post(shop, signed(webhook_payload(order_id, UUID, "10")))
+    uuid = at_heleket(shop, order_id)
+    status, body = await post(shop, signed(webhook_payload(order_id, uuid, "10")))
     assert (status, body["outcome"]) == (200, "credited")
     assert (await shop.shop.ledger.balance(7)).available == D("10")
 
@@ -118,10 +129,13 @@ async def test_a_signed_status_that_disagrees_with_the_invoice_moves_nothing(sho
 
 
 async def test_a_replayed_paid_after_a_refund_credits_nothing_more(shop: ShopUnderTest) -> None:
+    assert shop.heleket is not None
     order_id = await open_invoice(shop.shop.pool)
-    paid = signed(webhook_payload(order_id, UUID, "10", "paid"))
+    uuid = at_heleket(shop, order_id)
+    paid = signed(webhook_payload(order_id, uuid, "10", "paid"))
     assert (await post(shop, paid))[1]["outcome"] == "credited"
-    refunded = signed(webhook_payload(order_id, UUID, "10", "refund_paid"))
+    shop.heleket.refund(order_id)
+    refunded = signed(webhook_payload(order_id, uuid, "10", "refund_paid"))
     assert (await post(shop, refunded))[1]["outcome"] == "recorded"
     assert (await post(shop, paid)) == (200, {"ok": True, "outcome": "duplicate"})
     invoice = await queries.invoices.invoice_by_order_id(shop.shop.pool, order_id)
@@ -132,19 +146,30 @@ async def test_a_replayed_paid_after_a_refund_credits_nothing_more(shop: ShopUnd
 
 async def test_a_paid_over_after_paid_does_not_credit_twice(shop: ShopUnderTest) -> None:
     order_id = await open_invoice(shop.shop.pool)
-    await post(shop, signed(webhook_payload(order_id, UUID, "10", "paid")))
-    status, body = await post(shop, signed(webhook_payload(order_id, UUID, "10", "paid_over")))
-    assert (status, body["outcome"]) == (200, "recorded")
+    uuid = at_heleket(shop, order_id)
+    await post(shop, signed(webhook_payload(order_id, uuid, "10", "paid")))
+    # Heleket still says `paid`: a signed `paid_over` it does not bear out is answered, and applies nothing.
+    status, body = await post(shop, signed(webhook_payload(order_id, uuid, "10", "paid_over")))
+    assert (status, body["outcome"]) == (200, "unconfirmed")
     assert (await shop.shop.ledger.balance(7)).available == D("10")
 
 
-async def test_non_final_statuses_are_recorded_and_credit_nothing(shop: ShopUnderTest) -> None:
+async def test_non_final_statuses_credit_nothing_and_only_confirmed_ones_are_recorded(shop: ShopUnderTest) -> None:
+    assert shop.heleket is not None
     order_id = await open_invoice(shop.shop.pool)
-    for status_name in ("check", "confirm_check", "wrong_amount_waiting"):
-        status, body = await post(shop, signed(webhook_payload(order_id, UUID, "10", status_name, is_final=False)))
-        assert (status, body["outcome"]) == (200, "recorded")
+    uuid = at_heleket(shop, order_id, paid=False)
+
+    async def say(status_name: str) -> tuple[int, str]:
+        status, body = await post(shop, signed(webhook_payload(order_id, uuid, "10", status_name, is_final=False)))
+        return status, body["outcome"]
+
+    assert await say("check") == (200, "recorded")
+    assert await say("confirm_check") == (200, "unconfirmed")  # Heleket still says `check`
+    shop.heleket.underpay(order_id)
+    assert await say("wrong_amount_waiting") == (200, "recorded")
     assert await shop.shop.pool.fetchval("SELECT count(*) FROM movements") == 0
-    assert await shop.shop.pool.fetchval("SELECT count(*) FROM invoice_events") == 3
+    statuses = await shop.shop.pool.fetch("SELECT status FROM invoice_events ORDER BY id")
+    assert [r["status"] for r in statuses] == ["check", "wrong_amount_waiting"]
 
 
 async def test_only_heleket_addresses_may_call_when_an_allow_list_is_set(database_url: str) -> None:
@@ -153,7 +178,7 @@ async def test_only_heleket_addresses_may_call_when_an_allow_list_is_set(databas
     async with running_shop(database_url, heleket=True, heleket_keys={"allowed_ips": ("31.133.220.8",)},
                             web=web) as shop:
         order_id = await open_invoice(shop.shop.pool)
-        body = signed(webhook_payload(order_id, UUID, "10"))
+        body = signed(webhook_payload(order_id, at_heleket(shop, order_id), "10"))
         # From us (a trusted proxy) with no forwarded address: our own address, not allowed.
         assert (await post(shop, body))[0] == 403
         # A client cannot pick its address by sending the header through the proxy.

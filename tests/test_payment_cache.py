@@ -3,6 +3,7 @@ in progress is always asked about afresh, and a remembered answer never credits 
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from shopbot.config.schema import RedisConfig
@@ -23,16 +24,20 @@ async def available(shop: ShopUnderTest, user_id: int) -> Decimal:
     return (await shop.shop.ledger.balance(user_id)).available
 
 
-async def test_check_payment_sees_a_payment_at_once_and_heleket_is_not_asked_once_it_is_final(
+async def test_check_payment_asks_heleket_once_per_30_s_and_not_at_all_once_final(
         database_url: str) -> None:
     async with running_shop(database_url, heleket=True) as shop:
-        assert shop.heleket is not None
+        assert shop.heleket is not None and shop.shop.topups.lookup is not None
         user = await make_user(shop.shop.pool, 71)
         invoice = await shop.shop.topups.create(user, D("10"))
         shop.heleket.silence_webhooks()
         assert await shop.shop.topups.check(user, invoice.id) == "check"  # waiting for the payer
         shop.heleket.pay(invoice.order_id)
-        # The waiting answer was not remembered: the press right after paying sees the payment.
+        # The waiting answer is remembered for 30 s: pressing again within them does not ask Heleket
+        # (the webhook, which always asks, is what credits a payment at once).
+        assert await shop.shop.topups.check(user, invoice.id) == "check"
+        assert info_requests(shop) == 1
+        shop.shop.topups.lookup.clock = lambda: time.time() + 31
         assert await shop.shop.topups.check(user, invoice.id) == "paid"
         assert await available(shop, user) == D("10")
         assert await shop.shop.topups.check(user, invoice.id) == "paid"

@@ -70,6 +70,8 @@ class ShopConfig(Section):
     # Amounts are positive: checked in load.check_consistency (msgspec cannot bound a Decimal).
     min_topup: Decimal = Decimal("1.00")
     max_topup: Decimal = Decimal("1000.00")
+    # Unpaid, unexpired top-up invoices one user may have open at once; a new one is refused past it.
+    max_open_invoices: PositiveInt = 3
     star_price: Decimal = Decimal("0.02")
     min_stars: Annotated[int, msgspec.Meta(ge=50)] = 50
     max_stars: Annotated[int, msgspec.Meta(ge=50, le=1_000_000)] = 1_000_000

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import TypeVar
 
@@ -32,6 +34,9 @@ _rates = msgspec.json.Decoder(list[Rate])
 # Heleket answers these with a 4xx but names them as passing troubles of its own (ref §2.3).
 _TEMPORARY_MESSAGES = ("gateway error", "the terminal was not found", "server error")
 _MAX_DETAIL = 300
+# After a 429 without a usable Retry-After, calls pause this long; a Retry-After is honoured up to the cap.
+RATE_LIMIT_PAUSE = 30.0
+MAX_RATE_LIMIT_PAUSE = 600.0
 
 
 class HeleketError(ShopbotError):
@@ -63,6 +68,19 @@ class HeleketCircuitOpenError(HeleketTemporaryError):
         super().__init__(path, f"circuit open; retry in {max(1, math.ceil(retry_after))} s")
 
 
+class HeleketRateLimitedError(HeleketTemporaryError):
+    """Heleket asked us to slow down (HTTP 429): no call is made until `retry_after` seconds have passed.
+
+    Heleket is up and answering, so this is never counted against its circuit; it is a pause, not an outage.
+    """
+
+    def __init__(self, path: str, retry_after: float, *, sent: bool) -> None:
+        self.retry_after = retry_after
+        self.sent = sent  # False: refused here, during the pause, without asking Heleket
+        super().__init__(path, f"rate limited; retry in {max(1, math.ceil(retry_after))} s",
+                         status_code=429 if sent else None)
+
+
 class HeleketRejectedError(HeleketError):
     """Heleket refused the request (bad sign, validation, business rule): retrying it unchanged will not help."""
 
@@ -83,7 +101,9 @@ class HeleketClient:
         self._http = http if http is not None else httpx.AsyncClient()
         # Counts one outcome per call (after the retries): Heleket's own trouble is a failure, any answer
         # it gave (a result or a rejection) a success. While open, calls fail fast without a request.
+        # A 429 counts as neither: it pauses this client's calls instead (`paused_for`).
         self.breaker = breaker
+        self._paused_until = 0.0  # time.monotonic() before which a 429 asked us not to call
 
     def __repr__(self) -> str:
         return f"HeleketClient(base_url={self.base_url!r}, merchant_uuid={self.merchant_uuid!r})"
@@ -98,6 +118,10 @@ class HeleketClient:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         traceback: TracebackType | None) -> None:
         await self.aclose()
+
+    def paused_for(self) -> float:
+        """Seconds left of the pause a 429 asked for (0 when calls may be made)."""
+        return max(0.0, self._paused_until - time.monotonic())
 
     # --- API ------------------------------------------------------------------------------------------------
 
@@ -143,6 +167,9 @@ class HeleketClient:
 
     async def _call(self, method: str, path: str, request: Request | None,
                     decoder: msgspec.json.Decoder[T] | None) -> T:
+        paused = self.paused_for()
+        if paused > 0:
+            raise HeleketRateLimitedError(path, paused, sent=False)
         breaker = self.breaker
         if breaker is None:
             return await self._send(method, path, request, decoder)
@@ -151,6 +178,8 @@ class HeleketClient:
             raise HeleketCircuitOpenError(path, circuit.retry_after)
         try:
             result = await self._send(method, path, request, decoder)
+        except HeleketRateLimitedError:
+            raise  # Heleket answered: not a failure of Heleket's, and not a success to count either
         except HeleketTemporaryError:
             await breaker.record_failure()
             raise
@@ -213,11 +242,17 @@ class HeleketClient:
             envelope = None
         if envelope is not None and envelope.state == 0 and status < 300:
             return bytes(envelope.result)
+        if status == 429:
+            # Retrying at once would only be refused again: every call pauses for as long as Heleket asks.
+            pause = _retry_after(response.headers.get("retry-after"))
+            self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            logger.warning("heleket %s: rate limited (429); no calls for %.0f s", path, pause)
+            raise HeleketRateLimitedError(path, pause, sent=True)
         detail, errors = self._detail(envelope, response)
-        # 5xx and 429 are Heleket's trouble, and so is an unreadable 2xx: the same body may be sent again,
+        # 5xx are Heleket's trouble, and so is an unreadable 2xx: the same body may be sent again,
         # which for a create means the same order_id and so the same invoice (ref §2.3). Any other
         # state != 0 is an error whatever the HTTP code.
-        if status >= 500 or status == 429 or (envelope is None and status < 300):
+        if status >= 500 or (envelope is None and status < 300):
             raise _Retry(HeleketTemporaryError(path, detail, status_code=status))
         if detail.lower().startswith(_TEMPORARY_MESSAGES):  # temporary, yet a 4xx: not ours to loop on
             raise HeleketTemporaryError(path, detail, status_code=status)
@@ -246,6 +281,23 @@ class _Retry(Exception):
 
     def __init__(self, error: HeleketTemporaryError) -> None:
         self.error = error
+
+
+def _retry_after(header: str | None) -> float:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), else RATE_LIMIT_PAUSE."""
+    if not header:
+        return RATE_LIMIT_PAUSE
+    header = header.strip()
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return RATE_LIMIT_PAUSE
+    if seconds != seconds:  # NaN
+        return RATE_LIMIT_PAUSE
+    return min(max(seconds, 1.0), MAX_RATE_LIMIT_PAUSE)
 
 
 def _money(amount: Decimal) -> str:

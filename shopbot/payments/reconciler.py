@@ -4,6 +4,11 @@ Each pass applies what `payment/info` says (a final answer may come from the cac
 `Settlement` path as a webhook (a status already seen is a duplicate there and changes nothing),
 finishes invoices whose creation was interrupted, and expires invoices Heleket never heard of once
 their lifetime is long over.
+
+Round robin: each pass takes the BATCH invoices asked about longest ago (never asked first) and stamps
+each one it asked about, so however many invoices are open, every one is asked within a few passes.
+When Heleket says to slow down (429) or its circuit is open, the pass stops where it is: the invoices
+not asked keep their place at the front for the next pass.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from shopbot.cache import Cache
 from shopbot.db.queries import queries
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
-from shopbot.payments.heleket import HeleketClient, HeleketError
-from shopbot.payments.lookup import payment_info
+from shopbot.payments.heleket import HeleketCircuitOpenError, HeleketClient, HeleketError, HeleketRateLimitedError
+from shopbot.payments.lookup import PaymentLookup
 from shopbot.payments.settle import Outcome, Settlement
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,8 @@ class Reconciler:
     """One pass every `poll_seconds`, for as long as the shop runs."""
 
     def __init__(self, pool: asyncpg.Pool, client: HeleketClient, settlement: Settlement, lifecycle: Lifecycle,
-                 metrics: Metrics, *, poll_seconds: float, cache: Cache | None = None) -> None:
+                 metrics: Metrics, *, poll_seconds: float, cache: Cache | None = None,
+                 lookup: PaymentLookup | None = None) -> None:
         self.pool = pool
         self.client = client
         self.settlement = settlement
@@ -47,6 +53,7 @@ class Reconciler:
         self.metrics = metrics
         self.poll_seconds = poll_seconds
         self.cache = cache
+        self.lookup = lookup if lookup is not None else PaymentLookup(client, cache)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -65,7 +72,13 @@ class Reconciler:
         for invoice in await queries.invoices.unfinished_invoices(self.pool, BATCH):
             if self.lifecycle.stopping.is_set():
                 break
-            outcome = await self._reconcile(invoice)
+            try:
+                outcome = await self._reconcile(invoice)
+            except (HeleketRateLimitedError, HeleketCircuitOpenError) as exc:
+                # Asking the next invoice would be refused the same way: the rest wait for the next pass.
+                log.warning("reconciliation pass paused: %s", exc)
+                counts["paused"] = counts.get("paused", 0) + 1
+                break
             counts[outcome] = counts.get(outcome, 0) + 1
         if counts:
             log.info("reconciled invoices: %s", counts)
@@ -74,8 +87,11 @@ class Reconciler:
     async def _reconcile(self, invoice: asyncpg.Record) -> str:
         now = datetime.now(UTC)
         try:
-            info = await payment_info(self.client, self.cache, invoice["order_id"])
+            info = await self.lookup.info(invoice["order_id"])
+        except (HeleketRateLimitedError, HeleketCircuitOpenError):
+            raise
         except HeleketError as exc:
+            await queries.invoices.stamp_invoice_checked(self.pool, invoice["id"])
             if not _not_found(exc):
                 log.warning("payment info for %s failed: %s", invoice["order_id"], exc)
                 return "unavailable"
@@ -87,6 +103,7 @@ class Reconciler:
                 await queries.invoices.expire_invoice(self.pool, invoice["id"])
                 return "expired"
             return "not_found"
+        await queries.invoices.stamp_invoice_checked(self.pool, invoice["id"])
         if invoice["uuid"] is None:
             expires = datetime.fromtimestamp(info.expired_at, UTC) if info.expired_at else None
             await queries.invoices.record_heleket_invoice(self.pool, invoice["id"], info.uuid, info.url, info.status,

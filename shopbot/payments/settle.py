@@ -1,9 +1,12 @@
 """Apply a Heleket payment status to our invoice: the one path for webhooks and the reconciler.
 
-In one transaction, with the invoice row locked: record the (uuid, status) event once, decide
+What is applied is always Heleket's own answer (payment/info), never a webhook body: see confirm.py.
+In one transaction, with the invoice row locked: record the (uuid, status, is_final) event once, decide
 what to credit under the configured policies, credit through the ledger with the invoice's own
-idempotency key, and store the new status. A duplicate event changes nothing; a status that
-disagrees with what we stored (another amount, currency or uuid) changes nothing and is flagged.
+idempotency key, and store the new status. The event is recorded only in the transaction that acts on
+it, and `is_final` is part of its key: a non-final `paid` seen first cannot make the final one a
+duplicate. A duplicate event changes nothing; a status that disagrees with what we stored (another
+amount, currency or uuid) changes nothing and is flagged.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Outcome(enum.StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN_INVOICE = "unknown_invoice"
     MISMATCH = "mismatch"
+    UNCONFIRMED = "unconfirmed"  # a webhook Heleket's payment/info did not bear out: nothing applied from it
+    UNAVAILABLE = "unavailable"  # Heleket could not be asked to confirm a webhook: nothing applied, retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +111,9 @@ class Settlement:
         if invoice is None:
             log.warning("payment status %s for unknown order_id %r", state.status, state.order_id)
             return Outcome.UNKNOWN_INVOICE
-        mismatch = self._mismatch(invoice, state)
-        if mismatch:
-            log.error("invoice %s: %s; nothing applied", invoice["order_id"], mismatch)
+        problem = mismatch(invoice, state)
+        if problem:
+            log.error("invoice %s: %s; nothing applied", invoice["order_id"], problem)
             return Outcome.MISMATCH
         credited: Credited | None = None
         await self.ledger.open_accounts(invoice["user_id"], SystemAccount.HELEKET_CLEARING)
@@ -145,11 +150,12 @@ class Settlement:
                 log.exception("could not tell user %s about their top-up", credited.user_id)
         return Outcome.CREDITED
 
-    @staticmethod
-    def _mismatch(invoice: asyncpg.Record, state: PaymentState) -> str:
-        if invoice["uuid"] is not None and invoice["uuid"] != state.uuid:
-            return f"uuid {state.uuid} is not the invoice's {invoice['uuid']}"
-        if state.amount != invoice["amount"] or state.currency != invoice["currency"]:
-            return (f"{state.amount} {state.currency} does not match the invoice's "
-                    f"{invoice['amount']} {invoice['currency']}")
-        return ""
+
+def mismatch(invoice: asyncpg.Record, state: PaymentState) -> str:
+    """What makes `state` not about our invoice (another uuid, amount or currency); '' if nothing."""
+    if invoice["uuid"] is not None and invoice["uuid"] != state.uuid:
+        return f"uuid {state.uuid} is not the invoice's {invoice['uuid']}"
+    if state.amount != invoice["amount"] or state.currency != invoice["currency"]:
+        return (f"{state.amount} {state.currency} does not match the invoice's "
+                f"{invoice['amount']} {invoice['currency']}")
+    return ""

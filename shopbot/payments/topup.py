@@ -4,6 +4,11 @@ The row is committed before Heleket is called, so a webhook that beats the creat
 crash between the two, still finds its invoice by order_id. If Heleket cannot be reached the row
 stays 'creating' and the reconciler finishes the job (Heleket answers a repeated order_id with
 the invoice it already made, so asking again never makes a second one).
+
+A user may have at most `[shop] max_open_invoices` invoices that can still be paid: counted and created
+under a per-user lock, so parallel requests cannot slip past the limit. "Check payment" asks Heleket
+through the lookup, which remembers a pending answer for 30 s: pressing it over and over costs Heleket
+one request per invoice per 30 s.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from shopbot.cache import Cache
 from shopbot.config.schema import Config
 from shopbot.db.queries import queries
 from shopbot.errors import ShopbotError
-from shopbot.payments.heleket import HeleketCircuitOpenError, HeleketClient, HeleketError
+from shopbot.payments.heleket import HeleketCircuitOpenError, HeleketClient, HeleketError, HeleketRateLimitedError
 from shopbot.payments.heleket_wire import CurrencyOption
-from shopbot.payments.lookup import payment_info
+from shopbot.payments.lookup import PaymentLookup
 from shopbot.payments.settle import Settlement
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,18 @@ class TopUpInvoice:
     expires_at: datetime | None
 
 
+class TooManyOpenInvoices(TopUpRefused):
+    """The user already has `[shop] max_open_invoices` invoices that can be paid; `open` lists them, the
+    first to expire first."""
+
+    def __init__(self, invoices: list[TopUpInvoice]) -> None:
+        self.open = invoices
+        first = invoices[0].expires_at if invoices else None
+        self.first_expiry = first
+        super().__init__("too_many_open", f"{len(invoices)} unpaid top-ups are open already; pay one or wait until "
+                                          "one expires" + (f" (the first at {first:%H:%M} UTC)" if first else ""))
+
+
 @dataclass(frozen=True, slots=True)
 class TopUpLimits:
     minimum: Decimal
@@ -69,12 +86,14 @@ class TopUps:
     """Creates top-up invoices within the shop's and Heleket's limits."""
 
     def __init__(self, pool: asyncpg.Pool, client: HeleketClient | None, config: Config,
-                 settlement: Settlement | None = None, cache: Cache | None = None) -> None:
+                 settlement: Settlement | None = None, cache: Cache | None = None,
+                 lookup: PaymentLookup | None = None) -> None:
         self.pool = pool
         self.client = client
         self.config = config
         self.settlement = settlement
         self.cache = cache
+        self.lookup = lookup if lookup is not None or client is None else PaymentLookup(client, cache)
         self._limits: tuple[float, TopUpLimits] | None = None
 
     async def limits(self) -> TopUpLimits:
@@ -132,8 +151,7 @@ class TopUps:
         if amount > limits.maximum:
             raise TopUpRefused("too_large", f"the largest top-up is {limits.maximum} {self.config.shop.currency}")
         heleket = self.config.heleket
-        row = await queries.invoices.create_invoice(self.pool, user_id, amount, self.config.shop.currency,
-                                                    secrets.token_hex(4), heleket.lifetime)
+        row = await self._open_invoice(user_id, amount)
         try:
             invoice = await self.client.create_invoice(
                 amount=amount, currency=row["currency"], order_id=row["order_id"],
@@ -143,7 +161,7 @@ class TopUps:
         except HeleketError as exc:
             # Refused, or never sent (the circuit is open): no invoice exists at Heleket, so ours is
             # closed now instead of waiting for the reconciler to give up on it.
-            if not exc.temporary or isinstance(exc, HeleketCircuitOpenError):
+            if not exc.temporary or isinstance(exc, (HeleketCircuitOpenError, HeleketRateLimitedError)):
                 await queries.invoices.mark_invoice_failed(self.pool, row["id"], str(exc))
             raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
         expires = datetime.fromtimestamp(invoice.expired_at, UTC) if invoice.expired_at else None
@@ -152,17 +170,31 @@ class TopUps:
         return TopUpInvoice(stored["id"], stored["order_id"], stored["amount"], stored["currency"],
                             stored["url"] or "", stored["expires_at"])
 
+    async def _open_invoice(self, user_id: int, amount: Decimal) -> asyncpg.Record:
+        """Our row for a new invoice, committed; TooManyOpenInvoices if the user has enough open ones."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await queries.invoices.lock_user_invoices(conn, user_id)
+            rows = await queries.invoices.open_invoices_of_user(conn, user_id)
+            if len(rows) >= self.config.shop.max_open_invoices:
+                raise TooManyOpenInvoices([TopUpInvoice(r["id"], r["order_id"], r["amount"], r["currency"],
+                                                        r["url"] or "", r["expires_at"]) for r in rows])
+            return await queries.invoices.create_invoice(conn, user_id, amount, self.config.shop.currency,
+                                                         secrets.token_hex(4), self.config.heleket.lifetime)
+
     async def check(self, user_id: int, invoice_id: int) -> str | None:
-        """The user's "Check payment" button: ask Heleket once about their invoice (a final answer may come
-        from the cache) and apply the answer (crediting it if paid). Returns the invoice's status, or None
+        """The user's "Check payment" button: ask Heleket once about their invoice (an answer from the last
+        30 s, or a final one, may come from the cache) and apply the answer (crediting it if paid). Returns the invoice's status, or None
         if it is not this user's."""
         invoice = await queries.invoices.invoice_by_id(self.pool, invoice_id)
         if invoice is None or invoice["user_id"] != user_id:
             return None
-        if invoice["is_final"] or self.client is None or self.settlement is None:
+        if invoice["is_final"] or self.lookup is None or self.settlement is None:
             return str(invoice["status"])
         try:
-            info = await payment_info(self.client, self.cache, invoice["order_id"])
+            asked = await self.lookup.remembered(invoice["order_id"]) is None
+            info = await self.lookup.info(invoice["order_id"])
+            if asked:
+                await queries.invoices.stamp_invoice_checked(self.pool, invoice_id)
         except HeleketError as exc:
             raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
         await self.settlement.apply(info, source="reconciler", payload=msgspec.to_builtins(info))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections import defaultdict, deque
@@ -23,8 +24,10 @@ from shopbot.payments.heleket_wire import Invoice, InvoicePage, Ok, Paginate, Ra
 from shopbot.payments.signing import sign_body
 from shopbot.sandbox.heleket_invoices import (
     DEFAULT_SERVICES, FIAT, Q8, USD_PRICES, ApiFailure, InvoiceState, apply_payment, choose_coin, expire, find_service,
-    identifier, made_up_invoice, new_invoice, rate, refresh, validate_create, validate_test_webhook, webhook_payload,
+    identifier, made_up_invoice, new_invoice, rate, refresh, set_status, validate_create, validate_test_webhook,
+    webhook_payload,
 )
+from shopbot.payments.heleket_wire import CreateInvoice
 from shopbot.sandbox.heleket_webhooks import WebhookDelivery, WebhookNotDelivered, WebhookSender
 from shopbot.web.asgi import serve_asgi
 
@@ -55,6 +58,10 @@ class _Fault(msgspec.Struct, frozen=True):
     status: int
     body: bytes
     after_processing: bool
+    headers: dict[str, str] = {}
+
+
+TOO_MANY_REQUESTS = {"state": 1, "message": "Too Many Attempts."}
 
 
 class HeleketEmulator:
@@ -72,6 +79,9 @@ class HeleketEmulator:
         self._by_order: dict[str, str] = {}
         self._faults: defaultdict[str, deque[_Fault]] = defaultdict(deque)
         self._delays: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._latency: dict[str, float] = {}
+        self._rate_limited: tuple[str | None] | None = None  # (Retry-After or None) while every call gets a 429
+        self._expiries: list[tuple[int, str]] = []  # (expired_at, uuid), a heap: expiry looks only at what is due
         self._webhooks = WebhookSender(api_key=api_key, retry_seconds=webhook_retry_seconds,
                                        max_attempts=max_webhook_attempts)
         self.app = Starlette(routes=[
@@ -109,17 +119,57 @@ class HeleketEmulator:
         """The statuses the invoice went through, starting with `check`."""
         return list(self._state(uuid_or_order_id).history)
 
+    def open_invoice(self, order_id: str, amount: Decimal, *, currency: str = "USD",
+                     url_callback: str | None = None, lifetime: int = 3600) -> Invoice:
+        """An invoice as `POST /v1/payment` would make it, without the HTTP round trip (for bulk set-ups)."""
+        create = CreateInvoice(amount=format(amount, "f"), currency=currency, order_id=order_id,
+                               url_callback=url_callback, lifetime=lifetime)
+        state = new_invoice(create, self.services, self.clock())
+        self._add(state)
+        return state.invoice
+
     def pay(self, uuid_or_order_id: str, *, amount: Decimal | None = None, currency: str | None = None,
-            network: str | None = None, confirm_check: bool = False) -> Invoice:
+            network: str | None = None, confirm_check: bool = False, final: bool = True) -> Invoice:
         """The payer sends `amount` of the coin (default: all that is still owed); `paid` when it covers it.
 
         For an invoice whose coin is not fixed yet, `currency`/`network` pick it (default: the first allowed
         option, else USDT on TRON). With confirm_check the non-final `confirm_check` webhook goes first.
+        With final=False the invoice reaches its status but is not final yet (webhook and payment/info say
+        `is_final: false`) until `finalize`.
         """
         state = self._payable(uuid_or_order_id, currency, network)
         assert state.invoice.payer_amount is not None
         amount = state.invoice.payer_amount - state.paid if amount is None else amount
-        return self._receive(state, amount, confirm_check)
+        return self._receive(state, amount, confirm_check, final)
+
+    def finalize(self, uuid_or_order_id: str) -> Invoice:
+        """Make final a status held back by pay(final=False); its final webhook goes out."""
+        state = self._state(uuid_or_order_id)
+        if state.invoice.is_final:
+            raise ValueError(f"invoice {state.invoice.order_id} is already final ({state.invoice.status})")
+        set_status(state, state.invoice.status, self.clock(), final=True)
+        self._notify(state)
+        return state.invoice
+
+    def refund(self, uuid_or_order_id: str) -> Invoice:
+        """The merchant refunds a paid invoice: `refund_process`, then `refund_paid` (ref §3.3), with webhooks."""
+        state = self._state(uuid_or_order_id)
+        if state.invoice.status not in ("paid", "paid_over", "wrong_amount"):
+            raise ValueError(f"invoice {state.invoice.order_id} is {state.invoice.status}: nothing to refund")
+        for status in ("refund_process", "refund_paid"):
+            set_status(state, status, self.clock())
+            self._notify(state)
+        return state.invoice
+
+    def send_webhook(self, uuid_or_order_id: str, status: str = "paid") -> dict[str, Any]:
+        """A signed webhook for an existing invoice saying `status`, which the invoice is not changed to: what
+        Heleket's test webhooks do (ref §3.5), or a replay. Returns the payload sent (without `sign`)."""
+        state = self._state(uuid_or_order_id)
+        if state.url_callback is None:
+            raise ValueError(f"invoice {state.invoice.order_id} has no url_callback")
+        payload = webhook_payload(state.invoice, status=status)
+        self._webhooks.send(state.url_callback, payload)
+        return payload
 
     def underpay(self, uuid_or_order_id: str, *, amount: Decimal | None = None, currency: str | None = None,
                  network: str | None = None) -> Invoice:
@@ -168,17 +218,28 @@ class HeleketEmulator:
         self._webhooks.silenced = on
 
     def fail_next(self, path: str, status: int = 500, body: dict[str, Any] | bytes | None = None, *,
-                  after_processing: bool = False) -> None:
+                  after_processing: bool = False, retry_after: str | None = None) -> None:
         """Answer the next request to path with this status and body (queued). after_processing: do the work
-        first and lose the answer, as when Heleket created the invoice but the response never arrived."""
+        first and lose the answer, as when Heleket created the invoice but the response never arrived.
+        retry_after: a Retry-After header to send with it (for 429s)."""
         if body is None:
-            body = SERVER_ERROR if status >= 500 else {"state": 1, "message": "Server error"}
+            body = SERVER_ERROR if status >= 500 else TOO_MANY_REQUESTS if status == 429 else \
+                {"state": 1, "message": "Server error"}
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
         self._faults[path].append(_Fault(status, body if isinstance(body, bytes) else _encode(body),
-                                         after_processing))
+                                         after_processing, headers))
 
     def delay_next(self, path: str, seconds: float) -> None:
         """Answer the next request to path only after `seconds` (queued): a slow Heleket."""
         self._delays[path].append(seconds)
+
+    def set_latency(self, path: str, seconds: float) -> None:
+        """Answer every request to path after `seconds` until set back to 0 (e.g. a slow payment/info)."""
+        self._latency[path] = seconds
+
+    def rate_limit(self, on: bool = True, *, retry_after: str | None = None) -> None:
+        """While on, answer every API call 429 "Too Many Attempts.", with Retry-After if given; nothing is done."""
+        self._rate_limited = (retry_after,) if on else None
 
     async def wait_for_webhook(self, status: str | None = None, *, order_id: str | None = None,
                                uuid: str | None = None, ok: bool | None = True,
@@ -210,21 +271,26 @@ class HeleketEmulator:
                   signed: bool = True) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             path, raw = request.url.path, await request.body()
-            status, answer = await self._answer(request, handler, path, raw, signed)
+            status, answer, headers = await self._answer(request, handler, path, raw, signed)
             self.calls.append(HeleketCall(method=request.method, path=path, body=raw, status=status,
                                           response=answer, time=time.monotonic()))
-            return Response(answer, status_code=status, media_type="application/json")
+            return Response(answer, status_code=status, media_type="application/json", headers=headers)
         return endpoint
 
     async def _answer(self, request: Request, handler: Callable[[Request, dict[str, Any]], Awaitable[Any]],
-                      path: str, raw: bytes, signed: bool) -> tuple[int, bytes]:
+                      path: str, raw: bytes, signed: bool) -> tuple[int, bytes, dict[str, str]]:
         if self._delays[path]:
             await anyio.sleep(self._delays[path].popleft())
+        if self._latency.get(path):
+            await anyio.sleep(self._latency[path])
+        if self._rate_limited is not None:
+            retry_after = self._rate_limited[0]
+            return 429, _encode(TOO_MANY_REQUESTS), {"Retry-After": retry_after} if retry_after else {}
         fault = self._faults[path].popleft() if self._faults[path] else None
         if fault is not None and not fault.after_processing:
-            return fault.status, fault.body
+            return fault.status, fault.body, fault.headers
         if signed and not self._authentic(request, raw):
-            return 401, _encode(INVALID_SIGN)
+            return 401, _encode(INVALID_SIGN), {}
         try:
             decoded = _decode(raw) if raw.strip() else {}
         except msgspec.DecodeError:
@@ -237,8 +303,8 @@ class HeleketEmulator:
         except ApiFailure as failure:
             status, answer = failure.status, _encode(failure.body)
         if fault is not None:
-            return fault.status, fault.body
-        return status, answer
+            return fault.status, fault.body, fault.headers
+        return status, answer, {}
 
     def _authentic(self, request: Request, raw: bytes) -> bool:
         if request.headers.get("merchant") != self.merchant_uuid:
@@ -259,11 +325,22 @@ class HeleketEmulator:
             state = self._states[existing]
             if create.is_refresh and state.invoice.status == "cancel":
                 refresh(state, now)
+                self._watch_expiry(state)
             return state.invoice
         state = new_invoice(create, self.services, now)
+        self._add(state)
+        return state.invoice
+
+    def _add(self, state: InvoiceState) -> None:
+        if state.invoice.order_id in self._by_order:
+            raise ValueError(f"order_id {state.invoice.order_id!r} is taken")
         self._states[state.invoice.uuid] = state
         self._by_order[state.invoice.order_id] = state.invoice.uuid
-        return state.invoice
+        self._watch_expiry(state)
+
+    def _watch_expiry(self, state: InvoiceState) -> None:
+        if state.invoice.expired_at is not None:
+            heapq.heappush(self._expiries, (state.invoice.expired_at, state.invoice.uuid))
 
     async def _info(self, request: Request, params: dict[str, Any]) -> Invoice:
         uuid, order_id = identifier(params)
@@ -342,11 +419,11 @@ class HeleketEmulator:
             raise ValueError(f"the invoice takes {invoice.payer_currency}, not {currency}")
         return state
 
-    def _receive(self, state: InvoiceState, amount: Decimal, confirm_check: bool) -> Invoice:
+    def _receive(self, state: InvoiceState, amount: Decimal, confirm_check: bool, final: bool = True) -> Invoice:
         invoice = state.invoice
         assert invoice.payer_currency is not None and invoice.network is not None
         service = find_service(self.services, invoice.payer_currency, invoice.network)
-        apply_payment(state, service, amount, self.clock())
+        apply_payment(state, service, amount, self.clock(), final=final)
         if confirm_check:
             self._notify(state, status="confirm_check")
         self._notify(state)
@@ -357,10 +434,13 @@ class HeleketEmulator:
         self._notify(state)
 
     def _expire_due(self) -> None:
+        # Only the invoices whose time has come are looked at, so tens of thousands of open ones cost nothing.
         now = self.clock()
-        for state in self._states.values():
+        while self._expiries and self._expiries[0][0] <= now:
+            expired_at, uuid = heapq.heappop(self._expiries)
+            state = self._states[uuid]
             invoice = state.invoice
-            if not invoice.is_final and invoice.expired_at is not None and invoice.expired_at <= now:
+            if not invoice.is_final and invoice.expired_at == expired_at:
                 self._expire(state)
 
     async def _expire_periodically(self) -> None:

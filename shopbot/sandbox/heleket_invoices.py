@@ -293,7 +293,7 @@ def commission(amount: Decimal, service: Service) -> Decimal:
     return (amount * service.commission.percent / 100 + service.commission.fee_amount).quantize(Q8)
 
 
-def apply_payment(state: InvoiceState, service: Service, amount: Decimal, now: float) -> None:
+def apply_payment(state: InvoiceState, service: Service, amount: Decimal, now: float, *, final: bool = True) -> None:
     """The payer sent `amount` of payer_currency: paid, paid_over, or an underpayment (ref §5)."""
     invoice = state.invoice
     assert invoice.payer_amount is not None and invoice.payer_currency is not None
@@ -312,12 +312,14 @@ def apply_payment(state: InvoiceState, service: Service, amount: Decimal, now: f
         payment_amount_usd=(total * USD_PRICES[invoice.payer_currency]).quantize(Q2),
         commission=fee, merchant_amount=(total - fee).quantize(Q8),
         from_=invoice.from_ or address_for(invoice.network or ""), txid=secrets.token_hex(32))
-    set_status(state, status, now)
+    set_status(state, status, now, final=None if final else False)
 
 
-def set_status(state: InvoiceState, status: str, now: float) -> None:
+def set_status(state: InvoiceState, status: str, now: float, *, final: bool | None = None) -> None:
+    """Move the invoice to `status`; final as the status says unless `final` says otherwise."""
+    is_final = status in FINAL_STATUSES if final is None else final
     state.invoice = msgspec.structs.replace(state.invoice, status=status, payment_status=status,
-                                            is_final=status in FINAL_STATUSES, updated_at=now_iso(now))
+                                            is_final=is_final, updated_at=now_iso(now))
     state.history.append(status)
 
 
@@ -338,15 +340,17 @@ def refresh(state: InvoiceState, now: float) -> None:
 def webhook_payload(invoice: Invoice, *, status: str | None = None) -> dict[str, Any]:
     """The webhook body for the invoice as it stands, without `sign`, keys in Heleket's order (ref §4.1)."""
     zero = Decimal(0).quantize(Q8)
+    # The invoice's own status carries its own finality (a status held back from final says so too).
+    is_final = invoice.is_final if status is None or status == invoice.status else status in FINAL_STATUSES
     status = status or invoice.status
     webhook = HeleketWebhook(
         type="payment", uuid=invoice.uuid, order_id=invoice.order_id, amount=invoice.amount.quantize(Q8),
         payment_amount=invoice.payment_amount or zero,
         # USD is only settled on final statuses; intermediate webhooks carry "0.00" (ref §4.1, §7 point 13).
         payment_amount_usd=(invoice.payment_amount_usd or Decimal(0)).quantize(Q2)
-        if status in FINAL_STATUSES else Decimal("0.00"),
+        if is_final else Decimal("0.00"),
         merchant_amount=invoice.merchant_amount if invoice.payment_amount else zero,
-        commission=invoice.commission or zero, is_final=status in FINAL_STATUSES, status=status,
+        commission=invoice.commission or zero, is_final=is_final, status=status,
         from_=invoice.from_, network=invoice.network, currency=invoice.currency,
         payer_currency=invoice.payer_currency, payer_amount=invoice.payer_amount,
         payer_amount_exchange_rate=invoice.payer_amount_exchange_rate, additional_data=invoice.additional_data,

@@ -121,7 +121,7 @@ class WebhookSender:
             try:
                 response = await client.post(url, content=body, headers={"Content-Type": "application/json"})
                 status_code = response.status_code
-            except httpx.HTTPError as failure:
+            except (httpx.HTTPError, httpx.InvalidURL) as failure:  # a bad url_callback is a failed delivery
                 error = f"{type(failure).__name__}: {failure}"
         delivery = WebhookDelivery(url=url, body=body, payload=payload, attempt=attempt, status_code=status_code,
                                    error=error, duplicate=duplicate, time=time.monotonic())

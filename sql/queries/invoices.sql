@@ -31,7 +31,8 @@ SELECT id, order_id, user_id, amount, currency, uuid, url, status, is_final, cre
 FROM invoices WHERE id = $1;
 
 -- name: record_invoice_event$
--- Returns the event id, or nothing when this (uuid, status) was recorded before.
+-- Returns the event id, or nothing when this (uuid, status, is_final) was recorded before. Only states
+-- Heleket confirmed are recorded, in the transaction that acts on them.
 INSERT INTO invoice_events (invoice_id, uuid, status, is_final, source, payload)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT ON CONSTRAINT invoice_events_once DO NOTHING
@@ -52,13 +53,34 @@ SET uuid = coalesce(uuid, $2),
     updated_at = now()
 WHERE id = $1;
 
+-- name: invoice_event_seen$
+-- Was this state of the invoice confirmed and acted on before? (A repeated webhook then needs no question
+-- to Heleket.)
+SELECT EXISTS (SELECT 1 FROM invoice_events WHERE uuid = $1 AND status = $2 AND is_final = $3);
+
 -- name: unfinished_invoices
--- For the reconciler: invoices that may still change, oldest first; long-dead ones are left alone.
+-- For the reconciler: invoices that may still change, the ones asked about longest ago first (never asked:
+-- first of all), so that many open invoices take turns; long-dead ones are left alone.
 SELECT id, order_id, user_id, amount, currency, uuid, status, expires_at, created_at
 FROM invoices
 WHERE NOT is_final AND created_at > now() - make_interval(days => 7)
-ORDER BY created_at
+ORDER BY last_checked_at NULLS FIRST, created_at
 LIMIT $1;
+
+-- name: stamp_invoice_checked!
+UPDATE invoices SET last_checked_at = now() WHERE id = $1;
+
+-- name: lock_user_invoices!
+-- Held until the transaction ends: one user's invoices are counted and created one request at a time.
+SELECT pg_advisory_xact_lock(hashtextextended('shopbot:invoices:' || $1::bigint, 0));
+
+-- name: open_invoices_of_user
+-- The user's invoices that can still be paid (Heleket made them, not final, not expired), first to expire
+-- first. A row still 'creating' is not counted: its user was told the payment service failed.
+SELECT id, order_id, amount, currency, url, expires_at
+FROM invoices
+WHERE user_id = $1 AND NOT is_final AND status <> 'creating' AND (expires_at IS NULL OR expires_at > now())
+ORDER BY expires_at NULLS LAST, id;
 
 -- name: expire_invoice!
 UPDATE invoices SET status = 'expired', is_final = true, updated_at = now()

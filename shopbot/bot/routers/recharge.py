@@ -1,5 +1,6 @@
 """/recharge and the Top up button: an amount (a preset, a typed one, or `/recharge 15`), then a Heleket
-invoice with a Pay link and a "Check payment" button that asks Heleket once.
+invoice with a Pay link and a "Check payment" button that asks Heleket once (at most once per 30 s per
+invoice). A user with `[shop] max_open_invoices` unpaid invoices gets their Pay links instead of a new one.
 
 The credit itself is announced by the shop when the webhook (or a check) applies it
 (shopbot/bot/notices.py); this flow only creates invoices and reports their status.
@@ -26,7 +27,7 @@ from shopbot.bot.notices import format_money
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.locales import Translator
-from shopbot.payments.topup import TopUpInvoice, TopUpRefused, TopUps
+from shopbot.payments.topup import TooManyOpenInvoices, TopUpInvoice, TopUpRefused, TopUps
 
 CENT = Decimal("0.01")
 MAX_INVOICE_ID = 2**63 - 1
@@ -150,7 +151,21 @@ async def refusal_text(t: Translator, topups: TopUps, config: Config, refused: T
         return t(f"recharge-{refused.reason.replace('_', '-')}", amount=format_money(limit, config.shop.currency))
     if refused.reason == "not_configured":
         return t("recharge-not-configured")
+    if isinstance(refused, TooManyOpenInvoices):
+        text = t("recharge-too-many-open", count=len(refused.open))
+        first = refused.first_expiry
+        return text + ("\n" + t("recharge-first-expiry", what=first.astimezone(UTC).strftime("%H:%M"))
+                       if first is not None else "")
     return t("recharge-unavailable")
+
+
+def open_invoices_keyboard(t: Translator, refused: TooManyOpenInvoices) -> InlineKeyboardMarkup:
+    """A Pay link for each invoice still open, so paying one is a press away."""
+    rows = [[InlineKeyboardButton(text=t("recharge-pay-open", id=invoice.id,
+                                         amount=format_money(invoice.amount, invoice.currency)), url=invoice.url)]
+            for invoice in refused.open if invoice.url]
+    rows.append([button(t, "menu-home", Menu(action="home").pack())])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 async def amount_problem(t: Translator, topups: TopUps, config: Config, amount: Decimal | str) -> str | None:
@@ -178,7 +193,9 @@ async def top_up(event: Message | CallbackQuery, t: Translator, topups: TopUps, 
             problem = await refusal_text(t, topups, config, refused)
             if refused.reason not in ("too_small", "too_large"):  # another amount would not help
                 await state.clear()
-                await show(event, problem, main_menu(t))
+                markup = open_invoices_keyboard(t, refused) if isinstance(refused, TooManyOpenInvoices) else \
+                    main_menu(t)
+                await show(event, problem, markup)
                 return
         else:
             await state.clear()
@@ -263,5 +280,6 @@ def build_router() -> Router:
     router.callback_query.register(on_preset_chosen, TopUpAmount.filter(), flags=PAYMENT)
     router.callback_query.register(on_other_amount, TopUpOther.filter())
     router.callback_query.register(on_leave, TopUpLeave.filter())
-    router.callback_query.register(on_check_payment, TopUpCheck.filter())
+    # Checking a payment asks Heleket: a payment action too, so pressing it in a loop is limited.
+    router.callback_query.register(on_check_payment, TopUpCheck.filter(), flags=PAYMENT)
     return router

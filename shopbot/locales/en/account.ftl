@@ -23,6 +23,14 @@ recharge-too-small = The smallest top-up is { $amount }. Send a larger amount, o
 recharge-too-large = The largest top-up is { $amount }. Send a smaller amount, or /cancel.
 recharge-not-configured = Top-ups are not available in this shop yet. Please try again later.
 recharge-unavailable = The payment service is not answering right now. Please try again in a few minutes.
+# $count: how many unpaid top-ups the user has open (the most the shop allows).
+recharge-too-many-open = ✋ You already have { $count ->
+        [one] { $count } unpaid top-up
+       *[other] { $count } unpaid top-ups
+    } open. Pay one of them with its button below, or wait until one expires, then top up again.
+# $what: the clock time (UTC) the first open top-up expires.
+recharge-first-expiry = ⏰ The first one expires at { $what } UTC.
+recharge-pay-open = 💳 Pay #{ $id }: { $amount }
 recharge-invoice = 🧾 <b>Top-up #{ $id }</b>: <b>{ $amount }</b>
     Press “Pay” and pay in crypto on the Heleket page. The money is credited to your balance automatically, and I will tell you when it arrives.
 # $count: minutes left; $what: the clock time (UTC) the link stops working.

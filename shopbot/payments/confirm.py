@@ -1,0 +1,67 @@
+"""A signed webhook is a hint, not a payment: Heleket's payment/info decides what is applied.
+
+The signature proves the body came from someone holding the payment key, not that the invoice is paid:
+Heleket's own test webhooks (`/v1/test-webhook/payment`, for a real invoice) are signed with that key,
+and so is every body ever sent, which can be replayed. So after the cheap checks on the body (our
+invoice, its amount, a state already acted on), Heleket is asked about the invoice and its answer is
+applied through `Settlement`, exactly as the reconciler applies it. Nothing about the webhook itself is
+recorded, so a webhook Heleket did not confirm can never make the genuine one after it a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from shopbot.db.queries import queries
+from shopbot.payments.heleket import HeleketError
+from shopbot.payments.heleket_wire import HeleketWebhook
+from shopbot.payments.lookup import PaymentLookup
+from shopbot.payments.settle import Outcome, Settlement, mismatch
+
+log = logging.getLogger(__name__)
+
+
+def _not_found(exc: HeleketError) -> bool:
+    return not exc.temporary and "not found" in str(exc).lower()
+
+
+async def settle_webhook(webhook: HeleketWebhook, settlement: Settlement, lookup: PaymentLookup | None) -> Outcome:
+    """Apply what Heleket says about the webhook's invoice; UNCONFIRMED when it does not say what the
+    webhook said (and nothing was credited), UNAVAILABLE when Heleket could not be asked."""
+    invoice = await queries.invoices.invoice_by_order_id(settlement.pool, webhook.order_id)
+    if invoice is None:
+        log.warning("webhook %s for unknown order_id %r", webhook.status, webhook.order_id)
+        return Outcome.UNKNOWN_INVOICE
+    problem = mismatch(invoice, webhook)
+    if problem:
+        log.error("webhook for invoice %s: %s; nothing applied", invoice["order_id"], problem)
+        return Outcome.MISMATCH
+    if await queries.invoices.invoice_event_seen(settlement.pool, webhook.uuid, webhook.status, webhook.is_final):
+        return Outcome.DUPLICATE  # Heleket confirmed this very state before, and it was acted on
+    if lookup is None:
+        return Outcome.UNAVAILABLE
+    said = (webhook.uuid, webhook.status, webhook.is_final)
+    try:
+        # A remembered answer only if final and the same as the webhook's: anything else could hide the
+        # change this webhook announces.
+        info = await lookup.remembered(webhook.order_id, fresh=True)
+        if info is None or (info.uuid, info.status, info.is_final) != said:
+            info = await lookup.ask(webhook.order_id)
+    except HeleketError as exc:
+        if _not_found(exc):
+            log.warning("webhook %s for invoice %s: Heleket does not know the invoice; nothing applied",
+                        webhook.status, webhook.order_id)
+            return Outcome.UNCONFIRMED
+        log.warning("webhook %s for invoice %s could not be confirmed: %s", webhook.status, webhook.order_id, exc)
+        return Outcome.UNAVAILABLE
+    payload: dict[str, Any] = msgspec.to_builtins(info)
+    outcome = await settlement.apply(info, source="webhook", payload=payload)
+    if outcome != Outcome.CREDITED and (info.uuid, info.status, info.is_final) != said:
+        log.warning("webhook for invoice %s said %s (final: %s) but Heleket says %s (final: %s); "
+                    "not applied as the webhook said", webhook.order_id, webhook.status, webhook.is_final,
+                    info.status, info.is_final)
+        return Outcome.UNCONFIRMED
+    return outcome
