@@ -18,11 +18,16 @@ from tests.shop_harness import ShopUnderTest, running_shop
 D = Decimal
 
 
+# Signed payments valid for seconds, not minutes: a refused or failed order is refunded only once no payment
+# signed for it can land, and these tests should not wait two minutes for that.
+QUICK_PAYMENTS = {"payment_ttl_seconds": 5, "landing_margin_seconds": 1.0}
+
+
 @pytest.fixture
 async def shop(database_url: str):  # type: ignore[no-untyped-def]
     emulator = FragmentEmulator()
     emulator.add_user("best_friend", "Best Friend")
-    async with running_shop(database_url, fragment=emulator) as shop:
+    async with running_shop(database_url, fragment=emulator, fragment_keys=QUICK_PAYMENTS) as shop:
         fund_wallet(shop)
         yield shop
 

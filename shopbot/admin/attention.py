@@ -5,11 +5,13 @@ order, verify one whose payment may have left). Refund goes through the order st
 releases the hold in the ledger, and never blindly:
 - The admin holds the worker's wallet lock while deciding, so no payment for the wallet is under way
   and the order's state cannot change underneath (if the worker is busy, the admin is asked to retry).
-- A queued order has no signed payment (the payment is signed and stored as the order enters
-  `paying`), so it can be refunded.
-- An order that is paying or verifying is refunded only when the Fragment service confirms its order
-  failed or expired — the worker's own rule. Paid: it is made due, and the worker completes it.
-  Anything else: the payment may still land, and nothing is refunded.
+- A queued order the service has never seen (no Fragment order yet) has no signed payment (the payment
+  is signed and stored as the order enters `paying`), so it can be refunded.
+- Any other order is refunded only when the Fragment service confirms its order failed or expired (or,
+  for a queued one, that it is still unpaid) — the worker's own rule. Paid: it is made due, and the
+  worker completes it. Anything else: the payment may still land, and nothing is refunded.
+- Whatever the service says, a hold is never released while a payment we signed for the order can still
+  land: the refund itself refuses (PaymentMayLand).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from shopbot.bot.notices import format_money
 from shopbot.bot.screens import show
 from shopbot.db.queries import queries
 from shopbot.fulfilment.fragment import FragmentFailure
-from shopbot.fulfilment.orders import Order, Orders
+from shopbot.fulfilment.orders import Order, Orders, PaymentMayLand
 from shopbot.fulfilment.worker import FAILED, PAID
 from shopbot.locales import Translator
 from shopbot.metrics import Metrics
@@ -137,16 +139,22 @@ async def refund(t: Translator, pool: asyncpg.Pool, orders: Orders, admin: Admin
             assert current is not None
             if current.state in ("completed", "refunded"):
                 return t("admin-order-final", id=current.id, state=t(f"admin-state-{current.state}"))
-            reason = ADMIN_REFUND
-            if current.state != "queued":
+            reason, verdict = ADMIN_REFUND, ""
+            if current.state != "queued" or current.fragment_order_id is not None:
+                # The service has seen this order: what it says decides.
                 verdict = await ask_service(admin, current)
                 if verdict in PAID:
                     await orders.retry_now(current.id)  # the worker completes it and captures the hold
                     return t("admin-refund-paid", id=current.id)
-                if verdict not in FAILED:
+                unpaid_in_queue = current.state == "queued" and verdict == "created"
+                if verdict not in FAILED and not unpaid_in_queue:
                     return t("admin-refund-unsafe", id=current.id, status=verdict or "—")
-                reason = "refund-reason-failed" if verdict == "failed" else "refund-reason-expired"
-            done = await orders.refund(current, reason)
+                if not unpaid_in_queue:
+                    reason = "refund-reason-failed" if verdict == "failed" else "refund-reason-expired"
+            try:
+                done = await orders.refund(current, reason)
+            except PaymentMayLand:
+                return t("admin-refund-unsafe", id=current.id, status=verdict or "—")
             if done is None:
                 return t("admin-order-final", id=current.id, state="—")
             await record_audit(pool, admin_id=admin_id, action="order.refund", target=f"order:{current.id}",

@@ -122,6 +122,8 @@ class FragmentConfig(Section):
     max_ton_per_order: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     max_fee_percent: Annotated[float, msgspec.Meta(ge=0, le=5)] = 5.0
     request_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 60.0
+    payment_ttl_seconds: Annotated[int, msgspec.Meta(ge=5, le=300)] = 120
+    landing_margin_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 60.0
     low_balance_ton: Decimal = Decimal("5")
     wallet_check_seconds: Annotated[float, msgspec.Meta(ge=10)] = 300.0
     cookie_refresh_interval: Annotated[float, msgspec.Meta(ge=60)] = 3600.0

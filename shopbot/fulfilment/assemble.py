@@ -80,7 +80,8 @@ def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot:
     if client is None:
         return Fulfilment(orders, shopfront, breaker, None, None, None)
     worker = OrderWorker(pool, orders, client, breaker, lifecycle, metrics, OrderNotices(bot, texts, pool),
-                         ton_rate=ton_rate(heleket, config.shop.currency))
+                         ton_rate=ton_rate(heleket, config.shop.currency),
+                         alert=admin_alert(bot, config.telegram.admin_ids))
     wallet = WalletWatch(client, lifecycle, metrics, admin_alert(bot, config.telegram.admin_ids),
                          low=fragment.low_balance_ton, interval=fragment.wallet_check_seconds)
     return Fulfilment(orders, shopfront, breaker, client, worker, wallet)

@@ -5,7 +5,8 @@ worker thread with a finite deadline. Its errors are sorted by what they mean fo
 - definite: nothing was or will be paid (a refund is safe);
 - transient: try again later, nothing was paid;
 - ambiguous: a payment may have left the wallet (verify; never refund or re-sign blindly).
-On a 401 the client authenticates once more and repeats the call (the library does not).
+On a 401 the client authenticates once more and repeats the call (the library does not). A thread
+whose caller stopped waiting before its turn makes no call at all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -21,6 +22,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 from fragment_api_lib.exceptions import FragmentAPIError
 from fragment_api_lib.v3 import FragmentAPIv3
+from fragment_api_lib.v3.client import USERNAME as LIBRARY_USERNAME
 
 from shopbot.config.schema import FragmentConfig
 from shopbot.config.secret import Secret
@@ -42,13 +44,21 @@ AMBIGUOUS_AT_SUBMIT = {"SUBMIT_OUTCOME_UNKNOWN", "TRANSFER_AMBIGUOUS", "INVALID_
 SUBMIT_RETRY_SECONDS = 42.0
 
 
+def step_seconds(config: FragmentConfig) -> float:
+    """The longest one order step can take: three ordinary calls and one submit, each to its deadline, and
+    a little for the database. An order's lease is this long."""
+    return config.request_timeout * (3 * 3 + 8) + SUBMIT_RETRY_SECONDS + 30.0
+
+
 class FragmentFailure(ShopbotError):
     """A Fragment call failed; `kind` says what that means for the money."""
 
-    def __init__(self, kind: Kind, code: str | None, message: str, status: int | None = None) -> None:
+    def __init__(self, kind: Kind, code: str | None, message: str, status: int | None = None,
+                 prepared: dict[str, Any] | None = None) -> None:
         self.kind = kind
         self.code = code
         self.status = status
+        self.prepared = prepared  # SUBMIT_OUTCOME_UNKNOWN: the newest signed payment, to resubmit later
         super().__init__(f"Fragment service: {message}" + (f" ({code})" if code else ""))
 
 
@@ -77,7 +87,9 @@ def classify(exc: FragmentAPIError, *, submitting: bool) -> FragmentFailure:
     message = str(exc).splitlines()[0][:200]
     if submitting and (code in AMBIGUOUS_AT_SUBMIT or code is None or (status or 0) >= 500):
         if code not in DEFINITE:
-            return FragmentFailure("ambiguous", code, message, status)
+            details = getattr(exc, "details", None)
+            prepared = details.get("prepared") if isinstance(details, dict) else None
+            return FragmentFailure("ambiguous", code, message, status, prepared if isinstance(prepared, dict) else None)
     if code in DEFINITE:
         return FragmentFailure("definite", code, message, status)
     if code == "NOTHING_TO_PAY":
@@ -103,10 +115,10 @@ class FragmentClient:
 
     def _build(self, cookies: Secret | None) -> FragmentAPIv3:
         trust = {"max_ton_per_order": self.config.max_ton_per_order, "max_fee_percent": self.config.max_fee_percent}
-        return FragmentAPIv3(
+        return _Signer(
             self.config.seed_phrase.reveal(), wallet_type=self.config.wallet_type,
             fragment_cookies=cookies.reveal() if cookies else None, base_url=self.config.base_url.rstrip("/"),
-            trust=trust, timeout=self.config.request_timeout,
+            trust=trust, timeout=self.config.request_timeout, external_ttl_seconds=self.config.payment_ttl_seconds,
         )
 
     @property
@@ -120,8 +132,12 @@ class FragmentClient:
     async def _call(self, fn: Callable[[], T], *, submitting: bool = False) -> T:
         deadline = self.config.request_timeout * (8 if submitting else 3) + (SUBMIT_RETRY_SECONDS if submitting else 0)
 
+        gave_up = threading.Event()
+
         def locked() -> T:
             with self._lock:
+                if gave_up.is_set():  # the caller stopped waiting before this thread's turn: ask nothing
+                    raise FragmentAPIError("the caller gave up before the call was made")
                 try:
                     return fn()
                 except FragmentAPIError as exc:
@@ -140,6 +156,8 @@ class FragmentClient:
             raise FragmentFailure(kind, "TIMEOUT", f"no answer within {deadline:.0f} s") from None
         except ValueError as exc:  # the library's own refusals (bad mnemonic, base URL, ...)
             raise FragmentFailure("transient", None, str(exc)) from None
+        finally:
+            gave_up.set()  # a thread still waiting for the lock makes no stale call later
 
     async def user_info(self, username: str) -> Recipient | None:
         """Who the username belongs to, as Fragment sees it; None when nobody has it."""
@@ -157,14 +175,64 @@ class FragmentClient:
     async def prepare(self, created: dict[str, Any]) -> dict[str, Any]:
         return await self._call(lambda: self._api.prepare([created]))
 
-    async def submit(self, prepared: dict[str, Any], created: dict[str, Any] | None) -> dict[str, Any]:
-        return await self._call(lambda: self._api.submit(prepared, created), submitting=True)
+    async def submit(self, prepared: dict[str, Any], created: dict[str, Any] | None,
+                     on_resigned: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> dict[str, Any]:
+        """Submit a signed payment. With `created` the library may sign it again (same seqno) when the service
+        says it cannot land; each new signature goes to `on_resigned` first, and is submitted only if that
+        returns (it runs on the event loop; whatever it raises comes out of here, nothing more submitted)."""
+        api = self._api
+        orders = [created] if created is not None else None  # the library re-prepares a LIST of orders
+
+        def resigned(new: dict[str, Any]) -> None:
+            if on_resigned is not None:
+                anyio.from_thread.run(on_resigned, new)
+
+        def call() -> dict[str, Any]:
+            api.on_signed = resigned
+            try:
+                result: dict[str, Any] = api.submit(prepared, orders)
+                return result
+            finally:
+                api.on_signed = None
+
+        return await self._call(call, submitting=True)
 
     async def get_order(self, order_id: str) -> dict[str, Any]:
         return await self._call(lambda: self._api.get_order(order_id))
 
     async def wallet_info(self) -> dict[str, Any]:
         return await self._call(self._api.wallet_info)
+
+
+class _Signer(FragmentAPIv3):
+    """The library's client, telling its owner about each payment it signs inside submit() before that
+    payment can be submitted (the library re-signs on TRANSFER_NOT_SENT with `resign`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_signed: Callable[[dict[str, Any]], None] | None = None
+
+    def prepare(self, created: Any, resign: Any = None) -> Any:
+        prepared = super().prepare(created, resign=resign)
+        if self.on_signed is not None:
+            self.on_signed(prepared)
+        return prepared
+
+
+def is_our_order(created: dict[str, Any], *, product: str, quantity: int, recipient: str, key: str) -> bool:
+    """Whether the order the service answered with is the one we asked for: product, amount, recipient (as
+    the library normalizes usernames, case-insensitive) and, when the service echoes one, our key. A service
+    answering a key it already knows gives back that old order, which must never be taken for ours."""
+    order = created.get("order") or {}
+
+    def name(value: object) -> str:
+        match = LIBRARY_USERNAME.search(str(value or "").strip())
+        return match.group(1).lower() if match else ""
+
+    echoed_key = order.get("idempotency_key")
+    return (order.get("product") == product and order.get("amount") == quantity
+            and name(order.get("username")) != "" and name(order.get("username")) == name(recipient)
+            and (echoed_key is None or echoed_key == key))
 
 
 def payment_cost_ton(created: dict[str, Any]) -> Decimal | None:

@@ -4,7 +4,9 @@
                      \\-> verifying -> completed | refunded | queued
     created / queued -> refunded                        (hold released)
 
-A state change and its ledger movement commit together. Each transition names the states it may
+A state change and its ledger movement commit together. A hold is never released while a payment we
+signed for the order can still land (`prepared_until`): the refund itself refuses (PaymentMayLand), so
+no caller can forget to ask. Each transition names the states it may
 leave, so a late or repeated call (a worker that resumed, a duplicate answer) changes nothing; the
 ledger keys `order:<id>:hold|capture|release` make the money idempotent as well.
 """
@@ -12,7 +14,9 @@ ledger keys `order:<id>:hold|capture|release` make the money idempotent as well.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +25,7 @@ import asyncpg
 import msgspec
 
 from shopbot.db.queries import queries
+from shopbot.errors import ShopbotError
 from shopbot.ledger import Ledger, SystemAccount
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,8 @@ class Order:
     cost_ton: Decimal | None
     attempts: int
     refund_reason: str | None
+    prepared_until: datetime | None = None  # no payment signed for the order can land after this
+    refusal: str | None = None  # a definite refusal at submit, kept until no payment can land
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Order:
@@ -51,7 +58,16 @@ class Order:
         return cls(row["id"], row["user_id"], row["product"], row["quantity"], row["recipient"],
                    row["recipient_name"], row["price"], row["currency"], row["state"], row["idempotency_key"],
                    row["fragment_order_id"], msgspec.json.decode(prepared) if prepared else None, row["cost_ton"],
-                   row["attempts"], row["refund_reason"])
+                   row["attempts"], row["refund_reason"], row["prepared_until"], row["refusal"])
+
+
+class PaymentMayLand(ShopbotError):
+    """A payment signed for the order can still land until `until`: its hold stays where it is."""
+
+    def __init__(self, order_id: int, until: datetime | None) -> None:
+        self.order_id = order_id
+        self.until = until
+        super().__init__(f"order {order_id}: a signed payment can still land until {until}; not refunded")
 
 
 class AlreadyPlaced(Exception):
@@ -86,7 +102,7 @@ class Orders:
         await self.ledger.open_accounts(user_id)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await queries.orders.insert_order(conn, user_id, product, quantity, recipient, recipient_name,
-                                                    price, currency, confirmation)
+                                                    price, currency, confirmation, secrets.token_hex(8))
             if row is None:
                 existing = await queries.orders.order_by_confirmation(conn, user_id, confirmation)
                 raise AlreadyPlaced(Order.from_row(existing))
@@ -100,10 +116,29 @@ class Orders:
         return order
 
     async def record_prepared(self, order: Order, fragment_order_id: str, prepared: dict[str, Any],
-                              cost_ton: Decimal | None) -> None:
-        """queued → paying: the signed payment is committed before anyone submits it."""
-        await queries.orders.record_prepared(self.pool, order.id, fragment_order_id, _json.encode(prepared).decode(),
-                                             int(prepared["valid_until"]), cost_ton)
+                              cost_ton: Decimal | None, *, margin: float) -> bool:
+        """queued → paying: the signed payment is committed before anyone submits it. False when the order
+        was no longer there to pay (then the payment must not be submitted). `margin`: seconds after its
+        valid_until during which a payment may still land."""
+        written = await queries.orders.record_prepared(self.pool, order.id, fragment_order_id,
+                                                       _json.encode(prepared).decode(), int(prepared["valid_until"]),
+                                                       cost_ton, margin)
+        return written is not None
+
+    async def record_resigned(self, order: Order, prepared: dict[str, Any], *, margin: float) -> bool:
+        """The newest signature of the order's payment (the library re-signed it), committed before it is
+        submitted; prepared_until only ever grows. False when the order is not being paid any more."""
+        written = await queries.orders.record_resigned(self.pool, order.id, _json.encode(prepared).decode(),
+                                                       int(prepared["valid_until"]), margin)
+        return written is not None
+
+    async def remember_refusal(self, order: Order, reason: str) -> None:
+        await queries.orders.remember_refusal(self.pool, order.id, reason)
+
+    async def wait_for_landing(self, order: Order, why: str) -> datetime | None:
+        """→ verifying, due once no payment signed for it can land; None if the order is already final."""
+        due: datetime | None = await queries.orders.wait_for_landing(self.pool, order.id, why)
+        return due
 
     async def to_verifying(self, order: Order, error: str, delay: float) -> None:
         """A payment may have left: from now on the order is only verified, never paid anew."""
@@ -112,10 +147,13 @@ class Orders:
     async def retry_later(self, order: Order, error: str, delay: float) -> None:
         await queries.orders.requeue_order(self.pool, order.id, error, delay)
 
-    async def return_to_queue(self, order: Order, why: str) -> None:
-        """Verified unpaid, and its stored payment can no longer land: pay it afresh."""
-        await queries.orders.return_to_queue(self.pool, order.id, why)
-        self._wake_worker()
+    async def return_to_queue(self, order: Order, why: str) -> bool:
+        """Verified unpaid, and no payment signed for it can land any more: pay it afresh. False while one
+        still can (or the order is no longer verifying)."""
+        back = await queries.orders.return_to_queue(self.pool, order.id, why)
+        if back is not None:
+            self._wake_worker()
+        return back is not None
 
     async def retry_now(self, order_id: int) -> bool:
         """An operator's retry: the order is due at once, in the state it is in (the worker decides what
@@ -140,11 +178,15 @@ class Orders:
         return Order.from_row(row)
 
     async def refund(self, order: Order, reason: str) -> Order | None:
-        """→ refunded, releasing the hold back to the user. None if the order was already final."""
+        """→ refunded, releasing the hold back to the user. None if the order was already final;
+        PaymentMayLand (and nothing changes) while a payment signed for it can still land."""
         await self.ledger.open_accounts(order.user_id)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await queries.orders.refund_order(conn, order.id, reason)
             if row is None:
+                current = await queries.orders.get_order(conn, order.id)
+                if current is not None and current["state"] not in ("completed", "refunded"):
+                    raise PaymentMayLand(order.id, current["prepared_until"])
                 return None
             await self.ledger.release(user_id=order.user_id, amount=order.price, key=f"order:{order.id}:release",
                                       reference=f"order:{order.id}", memo=reason, conn=conn)

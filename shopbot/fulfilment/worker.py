@@ -1,20 +1,28 @@
 """The order worker: pays queued orders one at a time per wallet, and resolves uncertain ones.
 
-Order of work for one order (payments from one wallet are serialised by a PostgreSQL advisory lock,
-so this holds across several shopbot instances, not only inside this process):
-1. queued: create the Fragment order (idempotency key `shop:<id>`), sign its payment, COMMIT the
-   signed payment (state paying), then submit it.
+Order of work for one order. Payments from one wallet are serialised by a PostgreSQL advisory lock
+(wallet_lock.py), so this holds across several shopbot instances; a claimed order is leased for as long
+as one step can take, so a worker that lost its lock mid-step is not joined by another on the same order.
+1. queued: create the Fragment order (idempotency key `shop-<id>-<random>`, unique forever on the wallet)
+   and check that the answer is our order (product, amount, recipient, key); if not, nothing is signed,
+   the order is refunded and the operator told. Sign its payment, COMMIT the signed payment (state
+   paying) and submit it only if that write happened. When the library signs the payment again inside
+   submit (same seqno), the new signature is committed before it is submitted.
 2. paying or verifying (after a crash, an ambiguous answer, or a timeout): ask the service about
-   the order. Paid: complete. Failed or expired: refund — now verified. Unpaid while the stored
-   payment can still land: submit the same stored payment again. Unpaid and the stored payment has
-   expired: back to queued, to be signed afresh — the only time a second signature is made, and
-   only once the first can no longer land.
-Temporary trouble (network, service down, open circuit) only ever postpones; a refund follows only
-a definite failure before payment or a verified one after.
+   the order. Paid: complete. Failed or expired: refund. Unpaid while the stored payment is valid:
+   submit that same payment again. Unpaid, refused outright earlier (no funds, expired): refund with
+   that refusal. Unpaid otherwise: back to queued, to be signed afresh.
+No hold is released, and nothing is signed afresh, while a payment we signed for the order can still
+land (its `prepared_until`: the newest valid_until plus a landing margin). Until then the order waits as
+verifying, and is verified again after; orders.py refuses such a refund, so no path can forget it.
+Before each step that spends (signing, submitting) the payer checks that it still holds the wallet lock;
+without it, it stops, and the loop takes the lock again. Temporary trouble (network, service down, open
+circuit) only ever postpones.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,8 +34,10 @@ import asyncpg
 from anyio.abc import TaskStatus
 
 from shopbot.db.queries import queries
-from shopbot.fulfilment.fragment import FragmentClient, FragmentFailure, payment_cost_ton
-from shopbot.fulfilment.orders import Order, Orders
+from shopbot.errors import ShopbotError
+from shopbot.fulfilment.fragment import FragmentClient, FragmentFailure, is_our_order, payment_cost_ton, step_seconds
+from shopbot.fulfilment.orders import Order, Orders, PaymentMayLand
+from shopbot.fulfilment.wallet_lock import LockLost, WalletLock, open_wallet_lock
 from shopbot.guard.circuit import OPEN, CircuitBreaker
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
@@ -36,16 +46,20 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
 VERIFY_DELAY = 5.0
 MAX_DELAY = 300.0
-# A stored payment is treated as able to land until this long after its valid_until.
-EXPIRY_MARGIN = 60.0
 PAID, FAILED = {"success", "completed", "paid"}, {"failed", "expired", "cancelled", "canceled", "refunded"}
 CostRate = Callable[[], Awaitable[Decimal | None]]
+Alert = Callable[[str], Awaitable[None]]
+MISMATCH = "refund-reason-mismatch"
 
 
 class OrderNotifier(Protocol):
     async def delivered(self, order: Order) -> None: ...
     async def refunded(self, order: Order, reason: str) -> None: ...
     async def delayed(self, order: Order) -> None: ...
+
+
+class PayerStopped(ShopbotError):
+    """The order moved on while its payment was being signed: what was signed is not submitted."""
 
 
 def backoff(attempts: int) -> float:
@@ -63,7 +77,8 @@ class OrderWorker:
     """A supervised service: the only code that spends the wallet's TON."""
 
     def __init__(self, pool: asyncpg.Pool, orders: Orders, client: FragmentClient, breaker: CircuitBreaker,
-                 lifecycle: Lifecycle, metrics: Metrics, notifier: OrderNotifier, *, ton_rate: CostRate) -> None:
+                 lifecycle: Lifecycle, metrics: Metrics, notifier: OrderNotifier, *, ton_rate: CostRate,
+                 alert: Alert | None = None) -> None:
         self.pool = pool
         self.orders = orders
         self.client = client
@@ -72,21 +87,41 @@ class OrderWorker:
         self.metrics = metrics
         self.notifier = notifier
         self.ton_rate = ton_rate
+        self.alert = alert  # the operator's ear: orders the service answered wrongly
+        self.margin = client.config.landing_margin_seconds
+        self.lease = step_seconds(client.config)
+        self._lock: WalletLock | None = None  # held while an order is being worked on
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        # Orders a dead worker left half-way are resumed before anything new is paid.
-        await queries.orders.make_unfinished_due(self.pool)
         task_status.started()
-        async with self.pool.acquire() as lock_conn:
-            while not self.lifecycle.stopping.is_set():
-                circuit = await self.breaker.status()
-                if circuit.state == OPEN:
-                    await self._tell_delayed()
-                    await self._idle(min(circuit.retry_after, 5.0))
-                    continue
-                worked = await self.work_once(lock_conn)
-                if not worked:
-                    await self._idle(IDLE_POLL_SECONDS)
+        while not self.lifecycle.stopping.is_set():
+            try:
+                async with open_wallet_lock(self.pool, self.client.address) as lock:
+                    await self._serve(lock)
+            except LockLost as lost:
+                # Whatever step was under way has stopped; its order is leased. Take the lock again.
+                self.metrics.errors.labels("order_worker").inc()
+                log.warning("%s; taking it again", lost)
+                await self._idle(IDLE_POLL_SECONDS)
+
+    async def _serve(self, lock: WalletLock) -> None:
+        await lock.acquire()
+        try:
+            # Under the lock, so no worker that holds it is in the middle of an order: orders a dead worker
+            # left half-way are resumed before anything new is paid, leases or not.
+            await queries.orders.make_unfinished_due(self.pool)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await lock.release()
+        while not self.lifecycle.stopping.is_set():
+            circuit = await self.breaker.status()
+            if circuit.state == OPEN:
+                await self._tell_delayed()
+                await self._idle(min(circuit.retry_after, 5.0))
+                continue
+            worked = await self.work_once(lock)
+            if not worked:
+                await self._idle(IDLE_POLL_SECONDS)
 
     async def _idle(self, seconds: float) -> None:
         wake = self.orders.work_available
@@ -99,17 +134,17 @@ class OrderWorker:
                 group.start_soon(stop_on, wake)
                 group.start_soon(stop_on, self.lifecycle.stopping)
 
-    async def work_once(self, lock_conn: asyncpg.Connection) -> bool:
+    async def work_once(self, lock: WalletLock) -> bool:
         """Take one due order under the wallet lock and move it on; False when none was due."""
-        wallet = self.client.address
-        await queries.orders.wallet_lock(lock_conn, wallet)
+        await lock.acquire()
         try:
-            row = await queries.orders.claim_due_order(self.pool)
+            row = await queries.orders.claim_due_order(self.pool, self.lease)
             if row is None:
                 return False
             order = Order.from_row(row)
             # Shielded: once a payment is under way, a stop waits for its answer (within the grace period).
             with anyio.CancelScope(shield=True):
+                self._lock = lock
                 try:
                     await self.process(order)
                 except (asyncpg.PostgresError, OSError, ValueError, KeyError, TypeError):
@@ -117,10 +152,17 @@ class OrderWorker:
                     self.metrics.errors.labels("order_worker").inc()
                     log.exception("order %s failed unexpectedly; trying it again later", order.id)
                     await self.orders.retry_later(order, "unexpected error; see the log", backoff(order.attempts))
+                finally:
+                    self._lock = None
             return True
         finally:
             with anyio.CancelScope(shield=True):
-                await queries.orders.wallet_unlock(lock_conn, wallet)
+                await lock.release()
+
+    async def _still_ours(self) -> None:
+        """Before a step that spends: LockLost unless this worker still holds the wallet lock."""
+        if self._lock is not None:
+            await self._lock.check()
 
     async def process(self, order: Order) -> None:
         try:
@@ -130,6 +172,8 @@ class OrderWorker:
                 await self.verify(order)
         except FragmentFailure as failure:
             await self._postpone(order, failure)
+        except PayerStopped as stopped:
+            log.warning("order %s: %s", order.id, stopped)
 
     async def _postpone(self, order: Order, failure: FragmentFailure) -> None:
         """A temporary failure: count it against the circuit and try again later."""
@@ -144,38 +188,46 @@ class OrderWorker:
                                                      order.idempotency_key)
         except FragmentFailure as failure:
             if failure.kind == "definite":  # nothing can have been paid before a payment was signed
-                await self._refund(order, refund_reason(failure))
+                await self._refused_unsigned(order, failure)
                 return
             raise
         await self.breaker.record_success()
+        if not is_our_order(created, product=order.product, quantity=order.quantity, recipient=order.recipient,
+                            key=order.idempotency_key):
+            await self._not_ours(order, created)
+            return
         fragment_id = str(created["order"]["id"])
         status = str(created["order"].get("status", ""))
-        if status != "created":  # known to the service already (a retry after a crash): verify it
+        if status != "created":  # ours, known to the service already (a retry after a crash): verify it
             await queries.orders.set_fragment_order(self.pool, order.id, fragment_id, payment_cost_ton(created))
             await self.orders.to_verifying(order, f"service says {status}", 0)
             return
+        await self._still_ours()
         try:
             prepared = await self.client.prepare(created)
         except FragmentFailure as failure:
             if failure.kind == "definite":
-                await self._refund(order, refund_reason(failure))
+                await self._refused_unsigned(order, failure)
                 return
             if failure.kind == "ambiguous":
                 await queries.orders.set_fragment_order(self.pool, order.id, fragment_id, None)
                 await self.orders.to_verifying(order, str(failure), VERIFY_DELAY)
                 return
             raise
-        await self.orders.record_prepared(order, fragment_id, prepared, payment_cost_ton(created))
+        if not await self.orders.record_prepared(order, fragment_id, prepared, payment_cost_ton(created),
+                                                 margin=self.margin):
+            raise PayerStopped("the order changed while its payment was signed; that payment is not submitted")
         await self._submit(order, prepared, created, fragment_id)
 
     async def _submit(self, order: Order, prepared: dict[str, Any], created: dict[str, Any] | None,
                       fragment_id: str) -> None:
+        await self._still_ours()
         try:
-            answer = await self.client.submit(prepared, created)
+            answer = await self.client.submit(prepared, created, functools.partial(self._resigned, order))
         except FragmentFailure as failure:
+            if failure.prepared is not None:  # the newest signature, to resubmit (and to reason with) later
+                await self.orders.record_resigned(order, failure.prepared, margin=self.margin)
             if failure.kind == "definite":
-                # Refused outright (no funds, expired). An earlier submission of this same payment could
-                # still have gone through, so the service's view of the order decides.
                 await self._settle_refused(order, failure, fragment_id)
                 return
             await self.breaker.record_failure()
@@ -184,10 +236,17 @@ class OrderWorker:
         await self.breaker.record_success()
         await self._complete(order, txid_of(answer), fragment_id)
 
+    async def _resigned(self, order: Order, prepared: dict[str, Any]) -> None:
+        """The library signed the payment again inside submit: committed before it is submitted, or not
+        submitted at all."""
+        await self._still_ours()
+        if not await self.orders.record_resigned(order, prepared, margin=self.margin):
+            raise PayerStopped("the order is no longer being paid; its new signature is not submitted")
+
     async def verify(self, order: Order) -> None:
         if order.fragment_order_id is None:
-            # Never reached the service with a payment: safe to start over.
-            await self.orders.return_to_queue(order, "no Fragment order yet")
+            # Never reached the service with a payment: start over (once nothing signed can land).
+            await self._back_to_queue(order, "no Fragment order yet")
             return
         answer = await self.client.get_order(order.fragment_order_id)
         await self.breaker.record_success()
@@ -203,23 +262,40 @@ class OrderWorker:
             await self.orders.to_verifying(order, f"service says {status}", backoff(order.attempts))
 
     async def _settle_refused(self, order: Order, failure: FragmentFailure, fragment_id: str) -> None:
+        """Refused outright (no funds, expired). An earlier submission of this same payment may have gone
+        through, and the service may not know yet: it is refunded only once nothing signed can land."""
         answer = await self.client.get_order(fragment_id)
         status = str((answer.get("order") or {}).get("status", "")).lower()
         if status in PAID:
             await self._complete(order, txid_of(answer), fragment_id)
         elif status in FAILED or status == "created":
-            await self._refund(order, refund_reason(failure))
+            reason = refund_reason(failure)
+            await self.orders.remember_refusal(order, reason)
+            await self._refund(order, reason)
         else:
             await self.orders.to_verifying(order, str(failure), backoff(order.attempts))
 
     async def _unpaid(self, order: Order) -> None:
         prepared = order.prepared
-        if prepared and time.time() < int(prepared["valid_until"]) + EXPIRY_MARGIN:
+        if order.refusal is not None:
+            # Refused outright before: never signed anew in a loop, refunded with that refusal once nothing
+            # signed can land (until then it waits).
+            await self._refund(order, order.refusal)
+        elif prepared and time.time() < int(prepared["valid_until"]):
             # Our stored payment may still land: submit that same one (its seqno makes a double payment
             # impossible), never a new signature.
             await self._submit(order, prepared, None, str(order.fragment_order_id))
         else:
-            await self.orders.return_to_queue(order, "verified unpaid; its payment expired unsent")
+            await self._back_to_queue(order, "verified unpaid; its payment expired unsent")
+
+    async def _back_to_queue(self, order: Order, why: str) -> None:
+        if not await self.orders.return_to_queue(order, why):
+            await self._wait_for_landing(order, f"{why}; a signed payment may still land")
+
+    async def _wait_for_landing(self, order: Order, why: str) -> None:
+        due = await self.orders.wait_for_landing(order, why)
+        if due is not None:
+            log.info("order %s waits until %s: %s", order.id, due.isoformat(timespec="seconds"), why)
 
     async def _complete(self, order: Order, txid: str | None, fragment_id: str) -> None:
         current = await self.orders.get(order.id)
@@ -232,12 +308,46 @@ class OrderWorker:
             log.info("order %s delivered: %s %s to @%s", order.id, order.quantity, order.product, order.recipient)
             await self._tell(self.notifier.delivered(done))
 
-    async def _refund(self, order: Order, reason: str) -> None:
-        """Release the hold (once) and tell the buyer; `reason` is the key of the text they read."""
-        done = await self.orders.refund(order, reason)
+    async def _refund(self, order: Order, reason: str) -> bool:
+        """Release the hold (once) and tell the buyer; `reason` is the key of the text they read. While a
+        payment signed for the order can still land, nothing is released: it waits, to be verified again."""
+        try:
+            done = await self.orders.refund(order, reason)
+        except PaymentMayLand:
+            await self._wait_for_landing(order, f"refusing to refund ({reason}): a signed payment may still land")
+            return False
         if done is not None:
             self.metrics.orders.labels("refunded").inc()
             await self._tell(self.notifier.refunded(done, reason))
+        return done is not None
+
+    async def _refused_unsigned(self, order: Order, failure: FragmentFailure) -> None:
+        """A definite refusal before anything was signed this time: refund (the operator hears of a payment
+        the library would not sign)."""
+        refunded = await self._refund(order, refund_reason(failure))
+        if failure.code == "UNTRUSTED_PAYMENT":
+            await self._alert(f"⚠️ Order #{order.id}: the library refused to sign the payment the Fragment service "
+                              f"asked for ({failure}). "
+                              + ("The buyer was refunded." if refunded else "It is refunded once no earlier payment "
+                                 "of it can land."))
+
+    async def _not_ours(self, order: Order, created: dict[str, Any]) -> None:
+        """The service answered with an order that is not the one we asked for: nothing is signed."""
+        other = created.get("order") or {}
+        log.error("order %s: the service answered with Fragment order %s (%s %s for %s, key %s), not ours",
+                  order.id, other.get("id"), other.get("amount"), other.get("product"), other.get("username"),
+                  other.get("idempotency_key"))
+        refunded = await self._refund(order, MISMATCH)
+        await self._alert(
+            f"⚠️ Order #{order.id}: the Fragment service answered with an order that is not ours (Fragment order "
+            f"{other.get('id')}: {other.get('amount')} {other.get('product')} for @{other.get('username')}, key "
+            f"{other.get('idempotency_key')}); we asked for {order.quantity} {order.product} for @{order.recipient}, "
+            f"key {order.idempotency_key}. Nothing was signed for it. "
+            + ("The buyer was refunded." if refunded else "It is refunded once no earlier payment of it can land."))
+
+    async def _alert(self, text: str) -> None:
+        if self.alert is not None:
+            await self._tell(self.alert(text))
 
     async def _tell_delayed(self) -> None:
         for order in await self.orders.claim_delay_notices():

@@ -30,11 +30,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from shopbot.sandbox.fragment_auth import Session, Sessions
-from shopbot.sandbox.fragment_chain import Chain, FragmentPayment, Outcome
+from shopbot.sandbox.fragment_chain import LANDS_LATE, Chain, FragmentPayment, Outcome, SignedPayment
 from shopbot.sandbox.fragment_orders import (
     MAX_STARS, MIN_STARS, PREMIUM_MONTHS, OrderBook, OrderState, Pricing, Recipient, build_legs, new_ref,
     normalize_username, validate_product,
 )
+from shopbot.sandbox.fragment_ton import InvalidExternal, read_external
 from shopbot.sandbox.fragment_wire import (
     CREATED, NETWORK, PROCESSING, STATUS_OF, ApiFailure, CreateOrder, Order, SignIn, Submit, encode, error_body,
 )
@@ -124,6 +125,7 @@ class FragmentEmulator:
         self._users: dict[str, Recipient] = {}
         self._faults: defaultdict[str, deque[_Fault]] = defaultdict(deque)
         self._delays: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._misanswers: deque[str] = deque()  # order ids the next create_order calls answer with
         self.app = Starlette(routes=[
             self._route("/v3/auth/challenge", "GET", "auth_challenge", self._challenge, authed=False),
             self._route("/v3/auth", "POST", "auth", self._sign_in, authed=False),
@@ -218,10 +220,29 @@ class FragmentEmulator:
         (after=None). Settling "failed" refunds the money to the wallet."""
         self._chain.outcomes.append(Outcome("TRANSFER_AMBIGUOUS", settle, after))
 
+    def lands_late_next(self, after: float | None = None) -> None:
+        """The next valid payment leaves the wallet at once (money and seqno), but the service sees it land
+        only `after` seconds later (or at settle()): until then its orders read `created`, as if unpaid, and
+        submit answers TRANSFER_AMBIGUOUS. A slow chain behind a service that has not caught up; combine with
+        drop_next("submit", after_processing=True) to lose that answer too."""
+        self._chain.outcomes.append(Outcome(LANDS_LATE, "success", after))
+
+    def answer_next_create_with(self, order_id: str, *, times: int = 1) -> None:
+        """Answer the next `times` create_order calls with this existing order, whatever they ask: a service
+        that mixes up idempotency keys."""
+        if order_id not in self._book.orders:
+            raise ValueError(f"no order {order_id}")
+        self._misanswers.extend([order_id] * times)
+
+    def submitted_for(self, order_id: str) -> list[SignedPayment]:
+        """Every distinct signed payment the service was handed for this order, accepted or not, oldest first."""
+        return [signed for signed in self._chain.received if order_id in signed.order_ids]
+
     def settle(self, order_id: str, outcome: Literal["success", "failed"] | None = None) -> None:
-        """End a `processing` order (and the others its payment covered) now, as planned or as `outcome`."""
+        """End a `processing` order (and the others its payment covered) now, as planned or as `outcome`; also
+        lands a payment planned with lands_late_next(after=None)."""
         state = self._book.orders[order_id]
-        if state.status != PROCESSING or state.settlement is None:
+        if state.status not in (PROCESSING, CREATED) or state.settlement is None:
             raise ValueError(f"order {order_id} is {state.status}, not processing")
         self._chain.settle(state, outcome or state.settlement.outcome, time.time())
 
@@ -247,6 +268,8 @@ class FragmentEmulator:
     async def _serve(self, request: Request, endpoint: str, handler: Handler, authed: bool) -> Response:
         if self.latency > 0:
             await anyio.sleep(self.latency)
+        if endpoint == "submit":
+            self._note_submission(request, await request.body())
         fault = self._faults[endpoint].popleft() if self._faults[endpoint] else None
         processed = None
         if fault is None or fault.after_processing:
@@ -260,6 +283,18 @@ class FragmentEmulator:
                                        injected=fault is not None, time=time.monotonic()))
         response_type = _DroppedAnswer if dropped else Response
         return response_type(answer.body, status_code=answer.status, headers=answer.headers)
+
+    def _note_submission(self, request: Request, raw: bytes) -> None:
+        """Every signed payment handed to the service counts for submitted_for(), even one answered with an
+        injected fault: it left the shop, and could have been relayed."""
+        now = time.time()
+        try:
+            session = self._sessions.session(request.headers.get("authorization"), now)
+            asked = _decode(raw, Submit)
+            external = read_external(asked.boc)
+        except (ApiFailure, InvalidExternal):
+            return
+        self._chain.receive(session, external, list(asked.orders), now)
 
     def _handle(self, request: Request, raw: bytes, handler: Handler, authed: bool) -> _Answer:
         # Handlers are synchronous: each request's checks and state changes happen without interleaving.
@@ -322,6 +357,10 @@ class FragmentEmulator:
     def _create_order(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
         assert session is not None
         asked = _decode(raw, CreateOrder)
+        if self._misanswers:
+            state = self._book.owned(session.wallet, self._misanswers.popleft())
+            return {"success": True, "order": state.order, "payment": state.payment(),
+                    "recipient_id": state.order.recipient_id}
         state = self._book.by_key(session.wallet, asked.idempotency_key)
         if state is None:
             state = self._new_order(asked, session, now)
@@ -377,7 +416,7 @@ class FragmentEmulator:
     def _tick(self, now: float) -> None:
         self._book.expire_due(now)
         for state in self._book.settle_due(now):
-            if state.status == PROCESSING and state.settlement is not None:
+            if state.status in (PROCESSING, CREATED) and state.settlement is not None:
                 self._chain.settle(state, state.settlement.outcome, now)
 
 

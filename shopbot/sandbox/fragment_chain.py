@@ -18,9 +18,11 @@ from shopbot.sandbox.fragment_ton import (
     MAX_MESSAGES, InvalidExternal, OutMessage, SignedExternal, WalletOrder, comment_of, expected_wallet_id,
     read_external, read_wallet_order, signature_valid,
 )
-from shopbot.sandbox.fragment_wire import FAILED, PROCESSING, SUCCESS, ApiFailure
+from shopbot.sandbox.fragment_wire import CREATED, FAILED, PROCESSING, SUCCESS, ApiFailure
 
 SEND_MODE = 3  # pay fees separately + ignore errors: what every wallet app signs, and the library too
+# A planned outcome: the payment leaves the wallet at once, but its orders read `created` until it lands.
+LANDS_LATE = "LANDS_LATE"
 
 
 @dataclass
@@ -124,9 +126,19 @@ def record_payment(wallet: WalletState, external: SignedExternal, order: WalletO
 class Outcome:
     """A planned end for the next payment that passes every check."""
 
-    code: str  # "TRANSFER_FAILED" | "TRANSFER_AMBIGUOUS"
-    settle: str = SUCCESS  # TRANSFER_AMBIGUOUS only: how its orders end
-    after: float | None = None  # TRANSFER_AMBIGUOUS only: seconds until they end by themselves; None: settle()
+    code: str  # "TRANSFER_FAILED" | "TRANSFER_AMBIGUOUS" | LANDS_LATE
+    settle: str = SUCCESS  # TRANSFER_AMBIGUOUS, LANDS_LATE: how its orders end
+    after: float | None = None  # seconds until they end by themselves; None: settle()
+
+
+class SignedPayment(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed payment the service was handed (accepted or not), once per distinct external."""
+
+    order_ids: tuple[str, ...]
+    normalized_hash: str
+    seqno: int | None  # None: the body could not be read
+    valid_until: int | None
+    time: float
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,7 @@ class Chain:
     wallets: dict[str, WalletState] = field(default_factory=dict)
     payments: list[FragmentPayment] = field(default_factory=list)
     outcomes: deque[Outcome] = field(default_factory=deque)
+    received: list[SignedPayment] = field(default_factory=list)  # every distinct external submitted
     _applied: dict[str, _Applied] = field(default_factory=dict, init=False)  # by normalized hash
 
     def wallet(self, address: Address) -> WalletState:
@@ -157,6 +170,7 @@ class Chain:
             external = read_external(boc)
         except InvalidExternal as error:
             raise invalid(str(error)) from None
+        self.receive(session, external, [state.order.id for state in states], now)
         applied = self._applied.get(external.normalized_hash)
         if applied is not None:
             return _replayed(applied, states)
@@ -182,6 +196,12 @@ class Chain:
         wallet.balance, wallet.seqno, wallet.deployed = wallet.balance - total, wallet.seqno + 1, True
         for state in states:
             state.payment_hash = external.normalized_hash
+        if outcome is not None and outcome.code == LANDS_LATE:
+            # The money left; the service sees its orders paid only when the payment lands.
+            due = None if outcome.after is None else now + outcome.after
+            for state in states:
+                state.settlement = Settlement(outcome.settle, due)
+            raise ApiFailure("TRANSFER_AMBIGUOUS", orders=[state.order for state in states])
         if outcome is not None:
             due = None if outcome.after is None else now + outcome.after
             for state in states:
@@ -191,6 +211,18 @@ class Chain:
         for state in states:
             state.set_status(SUCCESS, now, txid=txid)
         return paid_answer(txid, states)
+
+    def receive(self, session: Session, external: SignedExternal, order_ids: list[str], now: float) -> None:
+        """Note a signed payment the service was handed (once per distinct external), whatever comes of it."""
+        if any(seen.normalized_hash == external.normalized_hash for seen in self.received):
+            return
+        try:
+            order: WalletOrder | None = read_wallet_order(session.wallet_type, external.body)
+        except InvalidExternal:
+            order = None
+        self.received.append(SignedPayment(
+            order_ids=tuple(order_ids), normalized_hash=external.normalized_hash,
+            seqno=order.seqno if order else None, valid_until=order.valid_until if order else None, time=now))
 
     def settle(self, state: OrderState, outcome: str, now: float) -> None:
         """End every order of this order's payment; "failed" sends the money back to the wallet."""
@@ -209,6 +241,8 @@ def _replayed(applied: _Applied, states: list[OrderState]) -> dict[str, Any]:
     if tuple(state.order.id for state in states) != applied.order_ids:
         raise invalid("this message already paid other orders")
     statuses = {state.status for state in states}
+    if statuses == {CREATED}:  # applied, not landed yet: the wallet has moved past its seqno
+        raise invalid("this message was applied already; the wallet has moved past its seqno")
     if statuses == {SUCCESS}:
         return {**paid_answer(applied.transaction_hash, states), "duplicate": True}
     orders = [state.order for state in states]

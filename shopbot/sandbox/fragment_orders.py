@@ -195,19 +195,21 @@ class OrderBook:
     def expire_due(self, now: float) -> None:
         """Unpaid orders past valid_until are expired: Fragment's invoice is gone."""
         for state in self.orders.values():
-            if state.status == CREATED and state.order.valid_until < now:
+            # One whose payment left in time and lands late (a settlement planned) does not expire.
+            if state.status == CREATED and state.order.valid_until < now and state.settlement is None:
                 state.set_status(EXPIRED, now)
 
     def settle_due(self, now: float) -> list[OrderState]:
-        """Processing orders whose settlement time came; returns them so money can follow the outcome."""
-        return [state for state in self.orders.values() if state.status == PROCESSING and state.settlement
-                and state.settlement.due is not None and state.settlement.due <= now]
+        """Processing orders (and unpaid-looking ones whose payment lands late) whose settlement time came;
+        returns them so money can follow the outcome."""
+        return [state for state in self.orders.values() if state.status in (PROCESSING, CREATED)
+                and state.settlement and state.settlement.due is not None and state.settlement.due <= now]
 
 
 def ensure_payable(states: list[OrderState], now: float) -> None:
     """Every order must still be `created` and inside its valid_until."""
     for state in states:
-        if state.status == CREATED and state.order.valid_until < now:
+        if state.status == CREATED and state.order.valid_until < now and state.settlement is None:
             state.set_status(EXPIRED, now)
     expired = [state.order for state in states if state.status == EXPIRED]
     if expired:

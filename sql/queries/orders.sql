@@ -1,10 +1,12 @@
 -- name: insert_order^
--- The idempotency key sent to the Fragment service is derived from our id: shop:<id>. Nothing comes
--- back when this confirmation ($8) already placed an order.
+-- The idempotency key sent to the Fragment service is shop-<id>-<random> ($9): the service answers a
+-- known key with the old order, and ids start again after a reinstall or a restore, so the random part
+-- keeps keys unique forever on a wallet. Nothing comes back when this confirmation ($8) already placed
+-- an order.
 WITH next AS (SELECT nextval('orders_id_seq'::regclass) AS id)
 INSERT INTO orders (id, user_id, product, quantity, recipient, recipient_name, price, currency, idempotency_key,
                     confirmation)
-SELECT id, $1, $2, $3, $4, $5, $6, $7, 'shop:' || id, $8 FROM next
+SELECT id, $1, $2, $3, $4, $5, $6, $7, 'shop-' || id || '-' || $9, $8 FROM next
 ON CONFLICT (user_id, confirmation) WHERE confirmation IS NOT NULL DO NOTHING
 RETURNING *;
 
@@ -18,9 +20,10 @@ UPDATE orders SET state = 'queued', updated_at = now() WHERE id = $1 AND state =
 SELECT * FROM orders WHERE id = $1;
 
 -- name: claim_due_order^
--- The next order due for work; SKIP LOCKED lets several workers share the queue. It is claimed
--- under the wallet's advisory lock, so no other worker can be half-way through it: one that died
--- released that lock with its connection, and its order is simply due again.
+-- The next order due for work; SKIP LOCKED lets several workers share the queue. It is claimed under
+-- the wallet's advisory lock, and with a lease ($1 seconds, as long as one step can take): a worker
+-- whose lock connection dropped may still be in the middle of its step, so nobody else takes the order
+-- until the lease ends (every step ends by setting next_attempt_at itself).
 WITH due AS (
     SELECT id FROM orders
     WHERE state IN ('queued', 'paying', 'verifying') AND next_attempt_at <= now()
@@ -28,20 +31,45 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
     LIMIT 1
 )
-UPDATE orders o SET attempts = o.attempts + 1, updated_at = now()
+UPDATE orders o SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $1),
+                    updated_at = now()
 FROM due WHERE o.id = due.id
 RETURNING o.*;
 
 -- name: make_unfinished_due!
--- At worker start: orders a dead worker left in the middle are resumed first, leases or not.
+-- When a worker (re)takes the wallet lock: orders a dead worker left in the middle are resumed first,
+-- leases or not. Run under the lock, so no worker that holds it is in the middle of one.
 UPDATE orders SET next_attempt_at = now() - interval '1 second'
-WHERE state IN ('paying', 'verifying');
+WHERE state IN ('queued', 'paying', 'verifying') AND next_attempt_at > now();
 
--- name: record_prepared!
--- The signed payment is stored (and committed) before it is submitted.
-UPDATE orders SET state = 'paying', fragment_order_id = $2, prepared = $3, prepared_until = to_timestamp($4::bigint),
+-- name: record_prepared$
+-- The signed payment is stored (and committed) before it is submitted; nothing comes back (and nothing
+-- may be submitted) when the order is no longer ours to pay. prepared_until: the payment's valid_until
+-- plus the landing margin ($6 seconds), never earlier than a signature made before.
+UPDATE orders SET state = 'paying', fragment_order_id = $2, prepared = $3,
+                  prepared_until = greatest(prepared_until, to_timestamp($4::bigint) + make_interval(secs => $6)),
                   cost_ton = $5, updated_at = now()
-WHERE id = $1 AND state IN ('queued', 'verifying');
+WHERE id = $1 AND state IN ('queued', 'verifying')
+RETURNING id;
+
+-- name: record_resigned$
+-- The library signed the order's payment again (same seqno) inside submit: stored before it is submitted.
+UPDATE orders SET prepared = $2,
+                  prepared_until = greatest(prepared_until, to_timestamp($3::bigint) + make_interval(secs => $4)),
+                  updated_at = now()
+WHERE id = $1 AND state IN ('paying', 'verifying')
+RETURNING id;
+
+-- name: remember_refusal!
+-- A definite refusal at submit, kept until no signed payment can land; then the order is refunded with it.
+UPDATE orders SET refusal = $2, updated_at = now() WHERE id = $1 AND state IN ('queued', 'paying', 'verifying');
+
+-- name: wait_for_landing$
+-- A signed payment may still land: the order is only verified, and not before no signature can land.
+UPDATE orders SET state = 'verifying', last_error = $2, next_attempt_at = greatest(prepared_until, now()),
+                  updated_at = now()
+WHERE id = $1 AND state IN ('queued', 'paying', 'verifying')
+RETURNING next_attempt_at;
 
 -- name: set_order_verifying!
 UPDATE orders SET state = 'verifying', last_error = $2, next_attempt_at = now() + make_interval(secs => $3),
@@ -53,11 +81,12 @@ WHERE id = $1 AND state IN ('paying', 'verifying', 'queued');
 UPDATE orders SET last_error = $2, next_attempt_at = now() + make_interval(secs => $3), updated_at = now()
 WHERE id = $1 AND state IN ('queued', 'paying', 'verifying');
 
--- name: return_to_queue!
--- Verified: the stored payment can never land and the service says the order is unpaid.
-UPDATE orders SET state = 'queued', prepared = NULL, prepared_until = NULL, last_error = $2,
-                  next_attempt_at = now(), updated_at = now()
-WHERE id = $1 AND state = 'verifying';
+-- name: return_to_queue$
+-- Verified: the service says the order is unpaid, and no payment we signed for it can land any more
+-- (prepared_until stays, as the bound for every signature this order ever had).
+UPDATE orders SET state = 'queued', prepared = NULL, last_error = $2, next_attempt_at = now(), updated_at = now()
+WHERE id = $1 AND state = 'verifying' AND (prepared_until IS NULL OR prepared_until <= now())
+RETURNING id;
 
 -- name: set_fragment_order!
 UPDATE orders SET fragment_order_id = $2, cost_ton = coalesce($3, cost_ton), updated_at = now() WHERE id = $1;
@@ -69,8 +98,11 @@ WHERE id = $1 AND state IN ('queued', 'paying', 'verifying')
 RETURNING *;
 
 -- name: refund_order^
+-- The one door through which an order's hold is released: never while a payment we signed for it can
+-- still land (prepared_until), whoever asks.
 UPDATE orders SET state = 'refunded', refund_reason = $2, finished_at = now(), updated_at = now()
 WHERE id = $1 AND state IN ('created', 'queued', 'paying', 'verifying')
+  AND (prepared_until IS NULL OR prepared_until <= now())
 RETURNING *;
 
 -- name: mark_delay_notified$
@@ -82,6 +114,17 @@ SELECT pg_advisory_lock(hashtextextended('shopbot-wallet:' || $1, 0));
 
 -- name: wallet_unlock!
 SELECT pg_advisory_unlock(hashtextextended('shopbot-wallet:' || $1, 0));
+
+-- name: holds_wallet_lock$
+-- Whether this session still holds the wallet lock (a bigint advisory key shows as classid = its high
+-- half, objid = its low half, objsubid = 1). A terminated session has lost it with its connection.
+SELECT EXISTS (
+    SELECT 1
+    FROM pg_locks l, (SELECT hashtextextended('shopbot-wallet:' || $1, 0) AS k) w
+    WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid = ((w.k >> 32) & 4294967295)::oid AND l.objid = (w.k & 4294967295)::oid
+);
 
 -- name: count_orders_by_state
 SELECT state, count(*) AS n FROM orders GROUP BY state;

@@ -11,3 +11,4 @@ refund-reason-untrusted = the payment Fragment asked for did not pass the shop's
 refund-reason-no-recipient = Fragment could not find the recipient
 refund-reason-has-premium = the recipient already has Telegram Premium
 refund-reason-refused = Fragment refused the order
+refund-reason-mismatch = the Fragment service answered with an order that was not this one, so nothing was paid

@@ -11,3 +11,4 @@ refund-reason-untrusted = платёж, который запросил Fragment
 refund-reason-no-recipient = Fragment не нашёл получателя
 refund-reason-has-premium = у получателя уже есть Telegram Premium
 refund-reason-refused = Fragment отказал в заказе
+refund-reason-mismatch = сервис Fragment ответил чужим заказом, поэтому ничего не было оплачено
