@@ -157,6 +157,23 @@ async def test_user_info_finds_known_users_only(fragment: Fragment) -> None:
     assert (missing["found"], missing["username"], missing["name"]) == (False, "nobody_here", None)
 
 
+@pytest.mark.parametrize("code", ["USER_NOT_FOUND", "RECIPIENT_NOT_FOUND"])
+async def test_the_emulator_can_say_nobody_has_a_username_as_a_404_error_even_when_it_finds_anyone(
+        fragment: Fragment, code: str) -> None:
+    """The real service has been seen answering an unknown username with an error, not `found: false`; the
+    sandbox (which finds every name) can still show a name nobody has, in either shape."""
+    emulator = fragment.emulator
+    emulator.any_user = True
+    emulator.add_unknown_user("@nobody_here")
+    api = fragment.client()
+    assert (await call(lambda: api.user_info("nobody_here")))["found"] is False
+    assert (await call(lambda: api.user_info("somebody_else")))["found"] is True  # any_user still finds the rest
+    emulator.unknown_user_answer = code  # type: ignore[assignment]
+    refused = await failure(lambda: api.user_info("@nobody_here"))
+    assert (refused.status, refused.error_code, str(refused)) == (404, code, "No Telegram users found.")
+    assert (await call(lambda: api.user_info(RECIPIENT)))["found"] is True
+
+
 # --- buying ----------------------------------------------------------------------------------------------------
 
 

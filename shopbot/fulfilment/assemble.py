@@ -13,11 +13,13 @@ from aiogram import Bot
 
 from shopbot.bot.notices import OrderNotices, admin_alert
 from shopbot.config.schema import Config
+from shopbot.config.secret import Secret
 from shopbot.errors import ShopbotError
 from shopbot.fulfilment.cookies import CookieFormatError, CookieStore
 from shopbot.fulfilment.fragment import FragmentClient
 from shopbot.fulfilment.orders import Orders
 from shopbot.fulfilment.products import Shopfront
+from shopbot.fulfilment.recipients import RecipientLookups
 from shopbot.fulfilment.refresher import CookieRefresher
 from shopbot.fulfilment.wallet import WalletWatch
 from shopbot.fulfilment.worker import OrderWorker
@@ -42,6 +44,14 @@ class Fulfilment:
     client: FragmentClient | None
     worker: OrderWorker | None
     wallet: WalletWatch | None
+    lookups: RecipientLookups | None = None  # recipient lookups, with clients of their own
+
+    def use_cookies(self, cookies: Secret) -> None:
+        """Fresh Fragment cookies for every client: the payer's and each lookup client."""
+        if self.client is not None:
+            self.client.use_cookies(cookies)
+        if self.lookups is not None:
+            self.lookups.use_cookies(cookies)
 
 
 def ton_rate(heleket: HeleketClient | None, currency: str) -> Callable[[], Awaitable[Decimal | None]]:
@@ -71,12 +81,14 @@ def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot:
     orders = Orders(pool, ledger)
     breaker = breaker or CircuitBreaker("fragment", config.circuit_breaker)
     fragment = config.fragment
-    client = None
+    client: FragmentClient | None = None
+    lookups: RecipientLookups | None = None
     if fragment.seed_phrase and fragment.max_ton_per_order > 0:
         client = FragmentClient(fragment)
+        lookups = RecipientLookups(fragment)
     else:
         log.warning("Fragment is not configured ([fragment] seed_phrase, max_ton_per_order): selling is off")
-    shopfront = Shopfront(config.shop, client, orders, ledger)
+    shopfront = Shopfront(config.shop, lookups, orders, ledger)
     if client is None:
         return Fulfilment(orders, shopfront, breaker, None, None, None)
     worker = OrderWorker(pool, orders, client, breaker, lifecycle, metrics, OrderNotices(bot, texts, pool),
@@ -84,7 +96,7 @@ def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot:
                          alert=admin_alert(bot, config.telegram.admin_ids))
     wallet = WalletWatch(client, lifecycle, metrics, admin_alert(bot, config.telegram.admin_ids),
                          low=fragment.low_balance_ton, interval=fragment.wallet_check_seconds)
-    return Fulfilment(orders, shopfront, breaker, client, worker, wallet)
+    return Fulfilment(orders, shopfront, breaker, client, worker, wallet, lookups)
 
 
 async def open_cookie_refresher(config: Config, pool: asyncpg.Pool, fulfilment: Fulfilment, bot: Bot,
@@ -100,8 +112,8 @@ async def open_cookie_refresher(config: Config, pool: asyncpg.Pool, fulfilment: 
             raise ShopbotError(f"fragment.cookies: {exc}") from None
     in_use = await store.current()
     if in_use is not None:
-        fulfilment.client.use_cookies(in_use)
+        fulfilment.use_cookies(in_use)
     else:
         log.warning("no Fragment cookies yet: run `shopbot fragment login` or `shopbot fragment import-cookies`")
     return CookieRefresher(store, config.fragment, lifecycle, alert=admin_alert(bot, config.telegram.admin_ids),
-                           on_refreshed=fulfilment.client.use_cookies, in_use=in_use, metrics=metrics)
+                           on_refreshed=fulfilment.use_cookies, in_use=in_use, metrics=metrics)

@@ -5,8 +5,10 @@ worker thread with a finite deadline. Its errors are sorted by what they mean fo
 - definite: nothing was or will be paid (a refund is safe);
 - transient: try again later, nothing was paid;
 - ambiguous: a payment may have left the wallet (verify; never refund or re-sign blindly).
-On a 401 the client authenticates once more and repeats the call (the library does not). A thread
-whose caller stopped waiting before its turn makes no call at all.
+On a 401 the client authenticates once more and repeats the call (the library does not). This is the
+payer's client (the order worker, the wallet watch, the admin's checks): one call at a time, and a thread
+whose caller stopped waiting before its turn makes no call at all. Recipient lookups have clients of their
+own (recipients.py), so a crowd of buyers typing usernames never queues in front of a payment.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ USERNAME = re.compile(r"(?:^https?://t\.me/|^@|^)([a-zA-Z0-9_]{5,32})/?$")
 # Refusals that leave nothing paid: the service said no to the order itself, or the library refused to sign.
 DEFINITE = {"UNTRUSTED_PAYMENT", "INSUFFICIENT_BALANCE", "ORDER_EXPIRED", "USER_NOT_FOUND", "RECIPIENT_NOT_FOUND",
             "INVALID_USERNAME", "PREMIUM_ACTIVE"}
+# A lookup answered with one of these (an HTTP error, not `found: false`) found nobody: the user's mistake.
+NO_SUCH_RECIPIENT = {"USER_NOT_FOUND", "RECIPIENT_NOT_FOUND", "INVALID_USERNAME"}
 AMBIGUOUS_AT_SUBMIT = {"SUBMIT_OUTCOME_UNKNOWN", "TRANSFER_AMBIGUOUS", "INVALID_SIGNED_MESSAGE", "TRANSFER_FAILED",
                        "TRANSFER_NOT_SENT", "TON_SERVICE_UNAVAILABLE", "NETWORK_ERROR"}
 # A library sleeping through its six submit retries needs about 42 s plus the requests themselves.
@@ -68,6 +72,8 @@ class BadRecipient(ShopbotError):
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
+    """A Telegram account Fragment found (recipient lookups live in recipients.py, apart from the payer)."""
+
     username: str
     name: str
 
@@ -158,14 +164,6 @@ class FragmentClient:
             raise FragmentFailure("transient", None, str(exc)) from None
         finally:
             gave_up.set()  # a thread still waiting for the lock makes no stale call later
-
-    async def user_info(self, username: str) -> Recipient | None:
-        """Who the username belongs to, as Fragment sees it; None when nobody has it."""
-        name = normalize_username(username)
-        data: dict[str, Any] = await self._call(lambda: self._api.user_info(name))
-        if not data.get("found"):
-            return None
-        return Recipient(str(data.get("username") or name), str(data.get("name") or name))
 
     async def create_order(self, product: str, username: str, amount: int, key: str) -> dict[str, Any]:
         kyc = self.config.kyc

@@ -7,8 +7,9 @@ from decimal import Decimal
 
 from shopbot.config.schema import ShopConfig
 from shopbot.errors import ShopbotError
-from shopbot.fulfilment.fragment import BadRecipient, FragmentClient, FragmentFailure, normalize_username
+from shopbot.fulfilment.fragment import BadRecipient, FragmentFailure, normalize_username
 from shopbot.fulfilment.orders import Order, Orders
+from shopbot.fulfilment.recipients import LookupBusy, RecipientLookups
 from shopbot.ledger import InsufficientFunds, Ledger
 
 PRODUCTS = ("stars", "premium")
@@ -53,9 +54,9 @@ class PriceList:
 class Shopfront:
     """Prices, limits, recipient lookup, and placing an order."""
 
-    def __init__(self, config: ShopConfig, client: FragmentClient | None, orders: Orders, ledger: Ledger) -> None:
+    def __init__(self, config: ShopConfig, lookups: RecipientLookups | None, orders: Orders, ledger: Ledger) -> None:
         self.config = config
-        self.client = client
+        self.lookups = lookups  # None: selling is off
         self.orders = orders
         self.ledger = ledger
         # Replaced as a whole when the runtime prices change; an order's price is fixed in its quote.
@@ -77,15 +78,18 @@ class Shopfront:
             return self.prices.premium[str(quantity)]
         raise OrderRefused("bad_product", f"the shop sells {' and '.join(PRODUCTS)}")
 
-    async def quote(self, product: str, quantity: int, username: str) -> Quote:
-        """Price the order and look the recipient up on Fragment before any money is touched."""
+    async def quote(self, product: str, quantity: int, username: str, *, user_id: int | None = None) -> Quote:
+        """Price the order and look the recipient up on Fragment before any money is touched. `user_id` is
+        the buyer: one lookup each at a time."""
         price = self.price(product, quantity)
-        if self.client is None:
+        if self.lookups is None:
             raise OrderRefused("not_configured", "this shop is not selling yet")
         try:
-            recipient = await self.client.user_info(normalize_username(username))
+            recipient = await self.lookups.user_info(normalize_username(username), user_id=user_id)
         except BadRecipient as exc:
             raise OrderRefused("bad_username", str(exc)) from None
+        except LookupBusy:
+            raise OrderRefused("busy", "Fragment is busy with other lookups; please try again in a moment") from None
         except FragmentFailure as exc:
             raise OrderRefused("unavailable", "Fragment cannot be reached right now; please try again soon") from exc
         if recipient is None:

@@ -2,7 +2,8 @@
 talks to, with emulated TON wallets behind it and faults a test can inject (refs/fragment.md §1, §2.1).
 
 Point `FragmentAPIv3(base_url="http://127.0.0.1:<port>")` at `serve_fragment_emulator`. Tests set the world up
-(`add_user`, `fund`), plan faults per endpoint — named after the library's methods, see `Endpoint` —
+(`add_user`, `add_unknown_user`, `fund`; `unknown_user_answer` picks how a username nobody has is answered:
+`found: false` or a 404 error), plan faults per endpoint — named after the library's methods, see `Endpoint` —
 (`fail_next`, `drop_next`, `delay_next`, `ambiguous_next`, `expire_orders`, `expire_auth_keys`) and read what
 happened (`payments`, `orders`, `wallet`, `calls`). Call the test API from the event loop, not from the
 worker thread the synchronous library runs in.
@@ -41,12 +42,17 @@ from shopbot.sandbox.fragment_wire import (
 )
 from shopbot.web.asgi import serve_asgi
 
-__all__ = ["Endpoint", "FragmentCall", "FragmentEmulator", "FragmentPayment", "WalletView", "serve_fragment_emulator"]
+__all__ = ["UNKNOWN_USER_ANSWERS", "Endpoint", "FragmentCall", "FragmentEmulator", "FragmentPayment", "UnknownUserAnswer",
+           "WalletView", "serve_fragment_emulator"]
 
 # The library's method names, one per endpoint (auth() makes two calls: the challenge, then auth).
 Endpoint = Literal["auth_challenge", "auth", "revoke", "config", "wallet_info", "user_info", "create_order",
                    "get_order", "list_orders", "submit"]
 ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
+# The two shapes in which the service may say a username is nobody's (refs/fragment.md §2.1): a found:false body,
+# or an error answer.
+UnknownUserAnswer = Literal["found_false", "USER_NOT_FOUND", "RECIPIENT_NOT_FOUND"]
+UNKNOWN_USER_ANSWERS: tuple[str, ...] = get_args(UnknownUserAnswer)
 # These two change state only for a payment that passed every check, so they wait for one instead of
 # answering the next submit blindly.
 OUTCOME_CODES = ("TRANSFER_FAILED", "TRANSFER_AMBIGUOUS")
@@ -115,6 +121,9 @@ class FragmentEmulator:
         self.order_ttl = order_ttl  # an order's valid_until is this far after its creation
         self.no_kyc_available = True  # False: no-KYC orders are refused with NO_KYC_UNAVAILABLE
         self.any_user = any_user  # True: every well-formed username is found (the sandbox's choice)
+        # How user_info answers a username nobody has: 200 with `found: false`, or that error code (404).
+        self.unknown_user_answer: UnknownUserAnswer = "found_false"
+        self._unknown: set[str] = set()  # nobody's, even with any_user
         self.fragment_wallet = Address.parse(fragment_wallet)
         self.fee_wallet = Address.parse(fee_wallet)
         self.middle_wallet = Address.parse(middle_wallet)
@@ -156,6 +165,12 @@ class FragmentEmulator:
                          recipient_id=secrets.token_urlsafe(10), premium=premium)
         self._users[user.username] = user
         return user
+
+    def add_unknown_user(self, username: str) -> None:
+        """A username nobody has, even with any_user; see unknown_user_answer for how user_info says so."""
+        name = normalize_username(username)
+        self._users.pop(name, None)
+        self._unknown.add(name)
 
     def fund(self, address: str, nanoton: int) -> int:
         """Send nanotons to a wallet (raw or friendly address); returns its new balance."""
@@ -350,6 +365,8 @@ class FragmentEmulator:
     def _user_info(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
         username = normalize_username(request.query_params.get("username", ""))
         user = self._find_user(username)
+        if user is None and self.unknown_user_answer != "found_false":
+            raise ApiFailure(self.unknown_user_answer)
         if user is None:
             return {"success": True, "found": False, "username": username, "name": None, "photo": None}
         return {"success": True, "found": True, "username": user.username, "name": user.name, "photo": user.photo}
@@ -409,7 +426,7 @@ class FragmentEmulator:
     # --- state -----------------------------------------------------------------------------------------------
 
     def _find_user(self, username: str) -> Recipient | None:
-        if username not in self._users and self.any_user:
+        if username not in self._users and self.any_user and username not in self._unknown:
             self.add_user(username, username.replace("_", " ").title())
         return self._users.get(username)
 

@@ -33,6 +33,7 @@ STATUS_OF: dict[str, int] = {
     "FRAGMENT_COOKIES_REQUIRED": 403,
     "WALLET_NOT_CONNECTED_TO_FRAGMENT": 403,
     "USER_NOT_FOUND": 404,
+    "RECIPIENT_NOT_FOUND": 404,
     "ORDER_NOT_FOUND": 404,
     "NOT_FOUND": 404,
     "ORDER_NOT_PAYABLE": 409,
@@ -60,6 +61,7 @@ MESSAGES: dict[str, str] = {
     "NO_KYC_USDT_UNAVAILABLE": "Purchases without KYC can not be paid in USDT",
     "WALLET_NOT_CONNECTED_TO_FRAGMENT": "The wallet is not connected to the Fragment account",
     "USER_NOT_FOUND": "No Telegram users found.",
+    "RECIPIENT_NOT_FOUND": "No Telegram users found.",
     "PREMIUM_ACTIVE": "This account is already subscribed to Telegram Premium.",
     "INTERNAL_ERROR": "Internal server error",
 }

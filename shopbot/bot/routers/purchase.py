@@ -52,11 +52,12 @@ REFUSAL_TEXTS = {
     "recipient_not_found": "purchase-not-found",
     "bad_username": "purchase-bad-username",
     "unavailable": "purchase-unavailable",
+    "busy": "purchase-busy",
     "not_configured": "purchase-not-configured",
     "bad_quantity": "purchase-bad-quantity",
     "bad_product": "purchase-bad-quantity",
 }
-ASK_AGAIN = ("recipient_not_found", "bad_username")  # the buyer may type another username
+ASK_AGAIN = ("recipient_not_found", "bad_username", "busy")  # the buyer may send a username (again)
 
 
 class PurchaseFlow(StatesGroup):
@@ -213,7 +214,7 @@ async def offer(event: Message | CallbackQuery, t: Translator, state: FSMContext
     assert event.from_user is not None
     screen = await progress(event, t("purchase-looking-up", recipient=username), callback_answer)
     try:
-        quote = await shopfront.quote(product, quantity, username)
+        quote = await shopfront.quote(product, quantity, username, user_id=event.from_user.id)
     except OrderRefused as refused:
         key = REFUSAL_TEXTS.get(refused.reason, "purchase-bad-quantity")
         text = t(key, recipient=username, typed=username)

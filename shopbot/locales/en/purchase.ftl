@@ -31,6 +31,7 @@ purchase-bad-username = “{ $typed }” is not a Telegram username: a username 
 purchase-looking-up = 🔎 Looking up @{ $recipient } on Fragment…
 purchase-not-found = 🤷 Fragment knows no Telegram user @{ $recipient }. Check the spelling and send the username again.
 purchase-unavailable = ⏳ Fragment cannot be reached right now, and nothing was bought. Please try again in a few minutes.
+purchase-busy = ⏳ Fragment is busy with other lookups right now, and nothing was bought. Please send the username again in a moment.
 purchase-not-configured = 🚧 The shop is not selling yet, and nothing was bought. Please come back later.
 purchase-bad-quantity = The shop does not sell that amount, and nothing was bought.
 

@@ -49,6 +49,7 @@ purchase-bad-username = «{ $typed }» — не имя пользователя 
 purchase-looking-up = 🔎 Ищу @{ $recipient } на Fragment…
 purchase-not-found = 🤷 Fragment не знает пользователя Telegram @{ $recipient }. Проверьте написание и отправьте имя пользователя ещё раз.
 purchase-unavailable = ⏳ Fragment сейчас недоступен, ничего не куплено. Попробуйте через несколько минут.
+purchase-busy = ⏳ Fragment сейчас занят другими запросами, ничего не куплено. Отправьте имя пользователя ещё раз через минутку.
 purchase-not-configured = 🚧 Магазин пока не продаёт, ничего не куплено. Загляните позже.
 purchase-bad-quantity = Магазин не продаёт такое количество, ничего не куплено.
 
