@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from shopbot.app import RunningShop
 from shopbot.bot.notices import format_money
-from shopbot.sandbox.fragment import ENDPOINTS, FragmentEmulator
+from shopbot.sandbox.fragment import ENDPOINTS, UNKNOWN_USER_ANSWERS, FragmentEmulator
 from shopbot.sandbox.fragment_wire import STATUS_OF
 from shopbot.sandbox.heleket import HeleketEmulator
 from shopbot.sandbox.telegram import TelegramEmulator
@@ -37,6 +37,7 @@ from shopbot.sandbox.telegram_wire import InlineKeyboardButton, Message, Message
 
 STATIC = Path(__file__).parent / "static"
 FIRST_USER_ID = 100_000_001
+UNKNOWN_USERNAME = "nobody_here"  # the one username nobody has on the sandbox's Fragment
 # Where the emulated Heleket says its hosted payment page is; the chat opens its own /pay page instead.
 HELEKET_PAGE = re.compile(r"https://pay\.heleket\.com/pay/([0-9a-f-]{36})")
 HOP_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length",
@@ -71,11 +72,43 @@ class FragmentFails(Switch, tag="fragment_fail"):
     endpoint: str
     code: str
     times: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    resign: bool = False  # TRANSFER_NOT_SENT only: "it can never land, sign it again"
 
 
 class FragmentDrops(Switch, tag="fragment_drop"):
     endpoint: str
     times: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    after_processing: bool = False  # the request takes effect (an order made, a payment sent); the answer is lost
+
+
+class FragmentLandsLate(Switch, tag="fragment_lands_late"):
+    """The next payment leaves the wallet, but the service sees it land only `seconds` later."""
+
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=600)]
+
+
+class FragmentSlowLookups(Switch, tag="fragment_slow_lookups"):
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=60)]
+    times: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+
+
+class FragmentUnknownUsers(Switch, tag="fragment_unknown_users"):
+    """How the service says nobody has a username (`@nobody_here` in the sandbox)."""
+
+    answer: str
+
+
+class FragmentWrongOrder(Switch, tag="fragment_wrong_order"):
+    """The next create_order is answered with the newest order the service already has."""
+
+
+class HeleketRateLimited(Switch, tag="heleket_rate_limit"):
+    on: bool
+    retry_after: Annotated[int, msgspec.Meta(ge=1, le=600)] = 30
+
+
+class HeleketSlowInfo(Switch, tag="heleket_info_latency"):
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=60)]
 
 
 class FragmentSlow(Switch, tag="fragment_latency"):
@@ -90,7 +123,8 @@ class WebhooksTwice(Switch, tag="heleket_duplicate_webhooks"):
     on: bool
 
 
-Fault = FragmentFails | FragmentDrops | FragmentSlow | WebhooksFail | WebhooksTwice
+Fault = (FragmentFails | FragmentDrops | FragmentSlow | FragmentLandsLate | FragmentSlowLookups | FragmentUnknownUsers
+         | FragmentWrongOrder | WebhooksFail | WebhooksTwice | HeleketRateLimited | HeleketSlowInfo)
 
 
 def fail(status: int, detail: str) -> HTTPException:
@@ -160,7 +194,8 @@ class ChatPage:
         self.telegram, self.heleket, self.fragment, self.shop = telegram, heleket, fragment, shop
         self.shop_url = shop_url
         self.switches: dict[str, Any] = {"fragment_latency": fragment.latency, "heleket_duplicate_webhooks": False,
-                                         "armed": []}
+                                         "fragment_unknown_users": fragment.unknown_user_answer,
+                                         "heleket_rate_limited": False, "heleket_info_latency": 0.0, "armed": []}
         self._http: httpx.AsyncClient | None = None
         api = [
             Route("/setup", self.get_setup, methods=["GET"]),
@@ -203,6 +238,7 @@ class ChatPage:
             "bot": {"name": self.telegram.bot.first_name, "username": self.telegram.bot.username},
             "users": [self.user_view(user_id) for user_id in sorted(self.telegram.users)],
             "fragment_endpoints": list(ENDPOINTS), "fragment_codes": sorted(STATUS_OF),
+            "fragment_unknown_user_answers": list(UNKNOWN_USER_ANSWERS), "unknown_username": UNKNOWN_USERNAME,
         })
 
     async def post_user(self, request: Request) -> Response:
@@ -276,9 +312,10 @@ class ChatPage:
     async def post_invoice(self, request: Request) -> Response:
         uuid, action = request.path_params["uuid"], request.path_params["action"]
         actions: dict[str, Callable[[str], Any]] = {"pay": self.heleket.pay, "underpay": self.heleket.underpay,
-                                                     "overpay": self.heleket.overpay, "expire": self.heleket.expire}
+                                                     "overpay": self.heleket.overpay, "expire": self.heleket.expire,
+                                                     "test-webhook": self.send_test_webhook}
         if action not in actions:
-            raise fail(404, f"no action {action!r}: pay, underpay, overpay or expire")
+            raise fail(404, f"no action {action!r}: pay, underpay, overpay, expire or test-webhook")
         if uuid not in self.heleket.invoices:
             raise fail(404, f"no Heleket invoice {uuid}")
         try:
@@ -286,6 +323,13 @@ class ChatPage:
         except ValueError as error:
             raise fail(409, str(error)) from None
         return JSONResponse(msgspec.to_builtins(invoice))
+
+    def send_test_webhook(self, uuid: str) -> Any:
+        """Heleket's test webhook for this invoice: a correctly signed `paid` that Heleket's own records do not
+        bear out. The shop asks Heleket before it credits, so nothing is credited."""
+        self.heleket.send_webhook(uuid, "paid")
+        self.arm(f"Heleket test webhook 'paid' sent for invoice {uuid[:8]}…")
+        return self.heleket.invoices[uuid]
 
     # --- the side panel and the fault switches -----------------------------------------------------------
 
@@ -323,17 +367,42 @@ class ChatPage:
         if isinstance(fault, FragmentFails | FragmentDrops) and fault.endpoint not in ENDPOINTS:
             raise fail(400, f"no Fragment endpoint {fault.endpoint!r}; one of {', '.join(ENDPOINTS)}")
         match fault:
-            case FragmentFails(endpoint=endpoint, code=code, times=times):
+            case FragmentFails(endpoint=endpoint, code=code, times=times, resign=resign):
                 if code not in STATUS_OF:
                     raise fail(400, f"no Fragment error code {code!r}; one of {', '.join(sorted(STATUS_OF))}")
-                self.fragment.fail_next(endpoint, code, times=times)  # type: ignore[arg-type]
-                self.arm(f"{endpoint}: {code} ×{times}")
-            case FragmentDrops(endpoint=endpoint, times=times):
-                self.fragment.drop_next(endpoint, times=times)  # type: ignore[arg-type]
-                self.arm(f"{endpoint}: connection dropped ×{times}")
+                if resign and code != "TRANSFER_NOT_SENT":
+                    raise fail(400, "resign goes with TRANSFER_NOT_SENT only")
+                self.fragment.fail_next(endpoint, code, times=times, resign=resign)  # type: ignore[arg-type]
+                self.arm(f"{endpoint}: {code}{' (sign again)' if resign else ''} ×{times}")
+            case FragmentDrops(endpoint=endpoint, times=times, after_processing=after):
+                self.fragment.drop_next(endpoint, times=times, after_processing=after)  # type: ignore[arg-type]
+                self.arm(f"{endpoint}: {'answer lost after it took effect' if after else 'connection dropped'} ×{times}")
             case FragmentSlow(seconds=seconds):
                 self.fragment.latency = seconds
                 self.switches["fragment_latency"] = seconds
+            case FragmentLandsLate(seconds=seconds):
+                self.fragment.lands_late_next(after=seconds)
+                self.arm(f"next payment lands {seconds:g} s late")
+            case FragmentSlowLookups(seconds=seconds, times=times):
+                self.fragment.delay_next("user_info", seconds, times=times)
+                self.arm(f"user_info: {seconds:g} s late ×{times}")
+            case FragmentUnknownUsers(answer=answer):
+                if answer not in UNKNOWN_USER_ANSWERS:
+                    raise fail(400, f"no answer {answer!r}; one of {', '.join(UNKNOWN_USER_ANSWERS)}")
+                self.fragment.unknown_user_answer = answer  # type: ignore[assignment]
+                self.switches["fragment_unknown_users"] = answer
+            case FragmentWrongOrder():
+                newest = max(self.fragment.orders.values(), key=lambda order: order.created_at, default=None)
+                if newest is None:
+                    raise fail(409, "the Fragment service has no order yet to answer with; buy something first")
+                self.fragment.answer_next_create_with(newest.id)
+                self.arm(f"create_order: answered with old order {newest.id}")
+            case HeleketRateLimited(on=on, retry_after=retry_after):
+                self.heleket.rate_limit(on, retry_after=str(retry_after))
+                self.switches["heleket_rate_limited"] = on
+            case HeleketSlowInfo(seconds=seconds):
+                self.heleket.set_latency("/v1/payment/info", seconds)
+                self.switches["heleket_info_latency"] = seconds
             case WebhooksFail(count=count):
                 self.heleket.fail_webhooks(count)
                 self.arm(f"Heleket webhooks: next {count} attempts fail")

@@ -24,7 +24,7 @@ from shopbot.app import RunningShop, run_shop, watch_signals
 from shopbot.config.schema import Config, WebConfig
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
-from shopbot.sandbox.chat import ChatPage
+from shopbot.sandbox.chat import UNKNOWN_USERNAME, ChatPage
 from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
 from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
@@ -55,11 +55,14 @@ class Emulators(msgspec.Struct, frozen=True):
 
 
 def make_emulators() -> Emulators:
-    """The three services with throwaway credentials; every username exists on the emulated Fragment."""
+    """The three services with throwaway credentials; every username but @nobody_here exists on the emulated
+    Fragment (that one shows how the shop answers a name nobody has)."""
     token = f"{secrets.randbelow(9 * 10**9) + 10**9}:sandbox-{secrets.token_urlsafe(24)}"
     merchant, api_key = str(uuid.uuid4()), secrets.token_urlsafe(32)
+    fragment = FragmentEmulator(any_user=True)
+    fragment.add_unknown_user(UNKNOWN_USERNAME)
     return Emulators(TelegramEmulator(token=token), HeleketEmulator(merchant_uuid=merchant, api_key=api_key),
-                     FragmentEmulator(any_user=True), token, merchant, api_key, " ".join(throwaway_mnemonic()))
+                     fragment, token, merchant, api_key, " ".join(throwaway_mnemonic()))
 
 
 def sandbox_config(base: Config, emulators: Emulators, *, ports: dict[str, int], data_dir: Path, host: str,

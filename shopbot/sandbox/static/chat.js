@@ -182,6 +182,7 @@ function renderPanel(data) {
   const switches = data.switches;
   $("#armed").innerHTML = switches.armed.map((a) => `<li>${escape(a)}</li>`).join("") || "<li>nothing</li>";
   $("#webhooks-twice").checked = switches.heleket_duplicate_webhooks;
+  $("#heleket-429").checked = switches.heleket_rate_limited;
 }
 
 async function refreshPanel() {
@@ -211,15 +212,51 @@ function setUpFaults(setup) {
   }
   $("#codes").innerHTML = setup.fragment_codes.map((c) => `<option>${escape(c)}</option>`).join("");
   $("#codes").value = "USER_NOT_FOUND";
+  $("#unknown-answers").innerHTML = setup.fragment_unknown_user_answers
+    .map((a) => `<option>${escape(a)}</option>`).join("");
+  $("#unknown-username").textContent = `@${setup.unknown_username}`;
   $("#fragment-fail").addEventListener("submit", (event) => {
     event.preventDefault();
     const form = event.target;
-    flip({ kind: "fragment_fail", endpoint: form.endpoint.value, code: form.code.value },
-      `Fragment ${form.endpoint.value} fails next with ${form.code.value}`);
+    const resign = form.resign.checked && form.code.value === "TRANSFER_NOT_SENT";
+    flip({ kind: "fragment_fail", endpoint: form.endpoint.value, code: form.code.value, resign },
+      `Fragment ${form.endpoint.value} fails next with ${form.code.value}${resign ? " (sign again)" : ""}`);
   });
   $("#fragment-drop").addEventListener("submit", (event) => {
     event.preventDefault();
-    flip({ kind: "fragment_drop", endpoint: event.target.endpoint.value }, "Next connection will be dropped");
+    const form = event.target;
+    flip({ kind: "fragment_drop", endpoint: form.endpoint.value, after_processing: form.after_processing.checked },
+      form.after_processing.checked ? "The next answer will be lost after it took effect"
+        : "Next connection will be dropped");
+  });
+  $("#fragment-lands-late").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const seconds = Number(event.target.seconds.value || 0);
+    flip({ kind: "fragment_lands_late", seconds }, `The next payment lands ${seconds} s late`);
+  });
+  $("#fragment-slow-lookups").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const seconds = Number(event.target.seconds.value || 0);
+    const times = Number(event.target.times.value || 1);
+    flip({ kind: "fragment_slow_lookups", seconds, times }, `The next ${times} lookups answer ${seconds} s late`);
+  });
+  $("#fragment-unknown-users").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const answer = event.target.answer.value;
+    flip({ kind: "fragment_unknown_users", answer }, `A name nobody has is answered ${answer}`);
+  });
+  $("#fragment-wrong-order").addEventListener("submit", (event) => {
+    event.preventDefault();
+    flip({ kind: "fragment_wrong_order" }, "The next order will be answered with an old one");
+  });
+  $("#heleket-429").addEventListener("change", (event) => {
+    flip({ kind: "heleket_rate_limit", on: event.target.checked },
+      event.target.checked ? "Heleket answers 429" : "Heleket answers normally");
+  });
+  $("#heleket-info-latency").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const seconds = Number(event.target.seconds.value || 0);
+    flip({ kind: "heleket_info_latency", seconds }, `Heleket's payment/info answers ${seconds} s late`);
   });
   $("#fragment-latency").addEventListener("submit", (event) => {
     event.preventDefault();
