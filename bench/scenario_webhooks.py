@@ -4,10 +4,14 @@ in flight), POSTed to /webhook/heleket at 8 and at 32 connections.
 Against, in the same run, on the same HTTP stack (bench/ceiling_web.py):
 (a) a static 200;
 (b) the same signature check and one SQL statement crediting a balance: no ledger, no event record, no notice.
-The shop sends each credited user a notice through a Telegram emulator in a process of its own
+The shop believes no webhook on its own: each one it has not acted on yet costs one `payment/info` round trip
+to the Heleket emulator (shopbot/sandbox/heleket.py), served in a process of its own (bench/heleket_server.py),
+where every invoice the scenario seeds was opened and paid beforehand with the same order_id, uuid, amount and
+currency, so Heleket confirms each one; that answer takes `info_latency` seconds (0 by default). The ceilings ask
+no one. The shop sends each credited user a notice through a Telegram emulator in a process of its own
 (bench/telegram_sink.py), as it would through Telegram. At the end every invoice that was paid is credited
-exactly once with its amount, every balance is the sum of its invoices, the ledger verifies, and each credit
-sent one notice; in the ceiling's tables likewise.
+exactly once with its amount, every balance is the sum of its invoices, the ledger verifies, each credit sent one
+notice and was confirmed by a `payment/info` answer; in the ceiling's tables likewise.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncpg
 from bench.common import (
     HELEKET_KEY, PYTHON, TOKEN, BenchFailure, Measure, Postgres, ScenarioResult, check, check_books, percentile,
 )
+from bench.heleket_server import INFO, HeleketProcess
 from bench.httpload import LoadResult, post_load
 from bench.processes import Child, ShopProcess, free_port, write_shop_config
 from bench.seed import seed_users
@@ -31,6 +36,7 @@ from shopbot.payments.signing import php_json_encode, sign_body
 FIRST_USER = 6_000_001
 PATH = "/webhook/heleket"
 DUPLICATE_EVERY = 10  # every tenth webhook repeats one sent four places earlier
+CURRENCY = "USD"
 
 
 @dataclass
@@ -41,6 +47,7 @@ class WebhookSettings:
     users: int = 2000
     shop_invoices: int = 20_000  # per connection count; a run ends early if they run out
     ceiling_invoices: int = 40_000
+    info_latency: float = 0.0  # seconds the Heleket emulator takes to answer each payment/info
 
 
 @dataclass
@@ -110,7 +117,7 @@ async def run_webhooks(postgres: Postgres, folder: Path, settings: WebhookSettin
                        result: ScenarioResult) -> None:
     static = await run_static(folder, settings)
     credit = await run_credit_ceiling(postgres, folder, settings)
-    shop = await run_shop(postgres, folder, settings)
+    shop, confirmed = await run_shop(postgres, folder, settings)
     for connections in settings.connections:
         s, c, a = shop[connections], credit[connections], static[connections]
         target = " at 32" if connections == 32 else ""
@@ -129,10 +136,13 @@ async def run_webhooks(postgres: Postgres, folder: Path, settings: WebhookSettin
             f"{connections} connections: shop {s.load.count} webhooks in {s.load.elapsed:.1f} s; (b) {c.load.count} "
             f"in {c.load.elapsed:.1f} s (p99 {c.p99:.1f} ms); (a) {a.load.count} in {a.load.elapsed:.1f} s "
             f"(p50 {a.p50:.1f} ms, p99 {a.p99:.1f} ms)")
+    result.notes.append(f"shop: Heleket's payment/info answered {confirmed} times, each after "
+                        f"{settings.info_latency * 1000:.0f} ms (the emulator in a process of its own)")
     result.checks += [
         "every webhook answered 200; each paid invoice credited exactly once with its amount, duplicates none",
         "every balance equals the sum of its credited invoices; ledger verify passes",
         "one top-up notice per credit reached Telegram; the ceiling's balances likewise exact",
+        "each credit confirmed by Heleket's payment/info (the emulator), which answered every call 200",
     ]
 
 
@@ -199,8 +209,19 @@ async def check_ceiling_books(conn: asyncpg.Connection, sent: list[Invoice]) -> 
     check(not wrong, f"ceiling: {len(wrong)} balances are not the sum of their invoices")
 
 
-async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) -> dict[int, Run]:
+def plan_shop_invoices(connections: int, settings: WebhookSettings) -> list[Invoice]:
+    """The invoices of one connection count, in sending order; their uuids are the ones Heleket gives."""
+    return [Invoice(f"bench-{connections}-{g}", "", Decimal(1 + g % 50), FIRST_USER + g % settings.users)
+            for g in range(1, settings.shop_invoices + 1)]
+
+
+async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) -> tuple[dict[int, Run], int]:
+    """The shop's runs, and how many payment/info calls Heleket answered for them."""
     dsn = await postgres.fresh_database("webhooks")
+    planned = {connections: plan_shop_invoices(connections, settings) for connections in settings.connections}
+    every_invoice = [invoice for invoices in planned.values() for invoice in invoices]
+    heleket = HeleketProcess(folder, [(i.order_id, i.amount, CURRENCY) for i in every_invoice],
+                             info_latency=settings.info_latency)
     sink = Child("telegram-sink", [PYTHON, "-m", "bench.telegram_sink", "--token", TOKEN,
                                    "--users", f"{FIRST_USER}:{settings.users}"], folder)
     runs: dict[int, Run] = {}
@@ -208,23 +229,28 @@ async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) 
         users = range(FIRST_USER, FIRST_USER + settings.users)
         await seed_users(dsn, users)
         telegram_port = int((await sink.wait_output("sink ready on", 60)).rsplit(" ", 1)[1])
+        heleket_port, uuids = await heleket.wait_ready()
+        for invoice in every_invoice:
+            invoice.uuid = uuids[invoice.order_id]
         web_port = free_port()
-        # Heleket's API is never called: the reconciler's one pass at start finds no invoice yet.
+        # The reconciler's one pass runs as the shop starts, before any invoice exists; then it sleeps an hour.
+        # Were it to ask about a seeded invoice, Heleket would confirm it and check_shop_invoices would see an
+        # invoice credited that no webhook was sent for.
         config = write_shop_config(folder, telegram_port=telegram_port, web_port=web_port, database_url=dsn,
-                                   heleket_base="http://127.0.0.1:9")
+                                   heleket_base=f"http://127.0.0.1:{heleket_port}")
         shop = ShopProcess(config, folder, web_port)
         try:
             await shop.wait_ready()
             conn = await asyncpg.connect(dsn)
             try:
                 for connections in settings.connections:
-                    rows = await conn.fetch(
+                    invoices = planned[connections]
+                    await conn.execute(
                         "INSERT INTO invoices (order_id, user_id, amount, currency, uuid, status, expires_at) "
-                        "SELECT 'bench-' || $1::int || '-' || g, $2::bigint + g % $3, 1 + g % 50, 'USD', "
-                        "gen_random_uuid()::text, 'check', now() + interval '1 hour' "
-                        "FROM generate_series(1, $4) g RETURNING order_id, uuid, amount, user_id",
-                        connections, FIRST_USER, settings.users, settings.shop_invoices)
-                    invoices = [Invoice(r["order_id"], r["uuid"], r["amount"], r["user_id"]) for r in rows]
+                        "SELECT o, u, a, $5, id, 'check', now() + interval '1 hour' "
+                        "FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::text[]) AS t(o, u, a, id)",
+                        [i.order_id for i in invoices], [i.user_id for i in invoices],
+                        [i.amount for i in invoices], [i.uuid for i in invoices], CURRENCY)
                     bodies, owners = bodies_for(invoices)
                     runs[connections] = await send(web_port, bodies, owners, connections, settings)
                     sent = {invoices[i].order_id for i in runs[connections].answered}
@@ -239,13 +265,24 @@ async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) 
         check(not problems, "the shop logged errors:\n" + "\n".join(problems[:20]))
     finally:
         await sink.stop()
+        await heleket.stop()
         await postgres.drop_database(dsn)
     summary = json.loads((await sink.wait_output("sink summary", 5)).split("sink summary ", 1)[1])
     credited = sum(len(run.answered) for run in runs.values())
     check(not summary["failures"], f"failed Bot API calls: {summary['failures']}")
     notices = summary["methods"].get("sendmessage", 0)
     check(notices == credited, f"{credited} top-ups credited but {notices} notices sent")
-    return runs
+    return runs, check_confirmed(await heleket.answers(), credited)
+
+
+def check_confirmed(answers: dict[str, int], credited: int) -> int:
+    """Every credit had Heleket's word: a payment/info answered 200 per credited invoice at least, and no call
+    failed. Returns how many payment/info calls were answered."""
+    failed = {call: count for call, count in answers.items() if not call.endswith(" 200")}
+    check(not failed, f"the Heleket emulator answered some calls with an error: {failed}")
+    confirmed = answers.get(f"{INFO} 200", 0)
+    check(confirmed >= credited, f"{credited} top-ups credited but Heleket confirmed only {confirmed}")
+    return confirmed
 
 
 async def check_shop_invoices(conn: asyncpg.Connection, connections: int, sent: set[str]) -> None:
