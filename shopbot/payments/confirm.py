@@ -19,7 +19,7 @@ from shopbot.db.queries import queries
 from shopbot.payments.heleket import HeleketError
 from shopbot.payments.heleket_wire import HeleketWebhook
 from shopbot.payments.lookup import PaymentLookup
-from shopbot.payments.settle import Outcome, Settlement, mismatch
+from shopbot.payments.settle import Outcome, Settlement
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,9 @@ def _not_found(exc: HeleketError) -> bool:
 async def settle_webhook(webhook: HeleketWebhook, settlement: Settlement, lookup: PaymentLookup | None) -> Outcome:
     """Apply what Heleket says about the webhook's invoice; UNCONFIRMED when it does not say what the
     webhook said (and nothing was credited), UNAVAILABLE when Heleket could not be asked."""
-    invoice = await queries.invoices.invoice_by_order_id(settlement.pool, webhook.order_id)
-    if invoice is None:
-        log.warning("webhook %s for unknown order_id %r", webhook.status, webhook.order_id)
-        return Outcome.UNKNOWN_INVOICE
-    problem = mismatch(invoice, webhook)
-    if problem:
-        log.error("webhook for invoice %s: %s; nothing applied", invoice["order_id"], problem)
-        return Outcome.MISMATCH
+    invoice = await settlement.our_invoice(webhook)  # not about our invoice: nothing to ask Heleket
+    if isinstance(invoice, Outcome):
+        return invoice
     if await queries.invoices.invoice_event_seen(settlement.pool, webhook.uuid, webhook.status, webhook.is_final):
         return Outcome.DUPLICATE  # Heleket confirmed this very state before, and it was acted on
     if lookup is None:

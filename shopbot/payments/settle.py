@@ -105,8 +105,9 @@ class Settlement:
         self.config = config
         self.notify = notify
 
-    async def apply(self, state: PaymentState, *, source: str, payload: dict[str, Any]) -> Outcome:
-        """Apply one status; safe to call any number of times with the same state."""
+    async def our_invoice(self, state: PaymentState) -> asyncpg.Record | Outcome:
+        """The invoice `state` is about, as we stored it; UNKNOWN_INVOICE or MISMATCH (logged) when it is not
+        one of ours or disagrees with what we stored (another uuid, amount or currency)."""
         invoice = await queries.invoices.invoice_by_order_id(self.pool, state.order_id)
         if invoice is None:
             log.warning("payment status %s for unknown order_id %r", state.status, state.order_id)
@@ -115,6 +116,13 @@ class Settlement:
         if problem:
             log.error("invoice %s: %s; nothing applied", invoice["order_id"], problem)
             return Outcome.MISMATCH
+        return invoice
+
+    async def apply(self, state: PaymentState, *, source: str, payload: dict[str, Any]) -> Outcome:
+        """Apply one status; safe to call any number of times with the same state."""
+        invoice = await self.our_invoice(state)
+        if isinstance(invoice, Outcome):
+            return invoice
         credited: Credited | None = None
         await self.ledger.open_accounts(invoice["user_id"], SystemAccount.HELEKET_CLEARING)
         raw = _json.encode(payload).decode()
