@@ -21,11 +21,12 @@ import anyio.to_thread
 import asyncpg
 from fragment_api_lib.v3 import FragmentAPIv3
 
-from bench.common import TOKEN, BenchFailure, Measure, Postgres, ScenarioResult, check, check_books, percentile
+from bench.common import HELEKET_KEY, MERCHANT, TOKEN, BenchFailure, Measure, Postgres, ScenarioResult, check, check_books, percentile
 from bench.processes import ShopProcess, free_port, write_shop_config
 from bench.seed import seed_users
 from bench.telegram_load import LoadTelegram
 from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
+from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import serve_telegram_emulator
 from shopbot.sandbox.wallet_seed import throwaway_mnemonic, wallet_address_of
 
@@ -60,10 +61,14 @@ async def run_orders(postgres: Postgres, folder: Path, settings: OrderSettings, 
         async with anyio.create_task_group() as group:
             fragment_port = await group.start(serve_fragment_emulator, fragment)
             telegram_port = await group.start(serve_telegram_emulator, telegram)
+            # Only for TON's exchange rate: every order passes the cost guard before it is signed.
+            heleket_port = await group.start(serve_heleket_emulator,
+                                             HeleketEmulator(merchant_uuid=MERCHANT, api_key=HELEKET_KEY))
             base_url = f"http://127.0.0.1:{fragment_port}"
             ceiling = await ceiling_rate(fragment, base_url, settings.ceiling_payments)
             drain, confirm_ms, shop_wallet, lookups = await shop_drain(fragment, telegram, base_url, telegram_port, dsn,
-                                                              folder, users, settings)
+                                                              folder, users, settings,
+                                                              heleket_base=f"http://127.0.0.1:{heleket_port}")
             group.cancel_scope.cancel()
         await check_orders(dsn, fragment, shop_wallet, users)
     finally:
@@ -110,7 +115,7 @@ async def ceiling_rate(fragment: FragmentEmulator, base_url: str, payments: int)
 
 async def shop_drain(fragment: FragmentEmulator, telegram: LoadTelegram, base_url: str, telegram_port: int, dsn: str,
                      folder: Path, users: range,
-                     settings: OrderSettings) -> tuple[float, list[float], str, float]:
+                     settings: OrderSettings, *, heleket_base: str) -> tuple[float, list[float], str, float]:
     """Seconds from every buyer pressing Confirm until the last order completed; Confirm-to-answer latencies;
     the shop's wallet; seconds until every buyer saw a confirmation."""
     words = throwaway_mnemonic()
@@ -118,7 +123,8 @@ async def shop_drain(fragment: FragmentEmulator, telegram: LoadTelegram, base_ur
     wallet = wallet_address_of(words, "v4r2")
     fragment.fund(wallet, 10_000 * TON)
     web_port = free_port()
-    config = write_shop_config(folder, telegram_port=telegram_port, web_port=web_port, database_url=dsn, fragment={
+    config = write_shop_config(folder, telegram_port=telegram_port, web_port=web_port, database_url=dsn,
+                               heleket_base=heleket_base, fragment={
         "base_url": base_url, "seed_phrase": mnemonic, "wallet_type": "v4r2", "kyc": False,
         "max_ton_per_order": TRUST["max_ton_per_order"], "request_timeout": 60.0})
     shop = ShopProcess(config, folder, web_port)

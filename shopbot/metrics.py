@@ -31,6 +31,11 @@ class Metrics:
         self.payments = Counter("telegram_bot_payments", "Payment status updates by outcome.", ["status"],
                                 registry=r)
         self.orders = Counter("shopbot_orders", "Orders finished, by outcome.", ["state"], registry=r)
+        self.orders_refused = Counter("shopbot_orders_refused",
+                                      "Orders the cost guard refused before signing: below the minimum margin, or "
+                                      "no TON rate young enough to judge.", ["reason"], registry=r)
+        for reason in ("below_margin", "no_rate"):
+            self.orders_refused.labels(reason)  # exported at zero from the start
         self.wallet_balance = Gauge("shopbot_wallet_balance_ton", "The Fragment wallet's balance in TON.", registry=r)
         self.circuit_open = Gauge("shopbot_circuit_open", "1 while a service's circuit is open.", ["service"],
                                   registry=r)

@@ -102,6 +102,8 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
     async with anyio.create_task_group() as group:
         telegram_port = await group.start(serve_telegram_emulator, telegram)
         emulator = None
+        # A shop that sells checks every order's cost at Heleket's TON rate (the cost guard), so it has Heleket.
+        heleket = heleket or fragment is not None
         if heleket:
             emulator = HeleketEmulator(merchant_uuid=MERCHANT, api_key=HELEKET_KEY, webhook_retry_seconds=0.05)
             heleket_port = await group.start(serve_heleket_emulator, emulator)

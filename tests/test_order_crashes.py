@@ -16,11 +16,12 @@ from shopbot.fulfilment.orders import Orders
 from shopbot.ledger import Ledger, MovementType, SystemAccount
 from shopbot.ledger.verify import verify_ledger
 from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
+from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import TelegramEmulator, serve_telegram_emulator
 from shopbot.sandbox.wallet_seed import throwaway_mnemonic, wallet_address_of
 from tests.ledger_helpers import make_user
 from tests.serve_process import ServeProcess
-from tests.shop_harness import TOKEN
+from tests.shop_harness import HELEKET_KEY, MERCHANT, TOKEN
 
 TON = 10**9
 
@@ -55,13 +56,17 @@ CRASHES = [
 ]
 
 
-def write_config(folder: Path, telegram_port: int, fragment_port: int, database_url: str, seed: str) -> Path:
+def write_config(folder: Path, telegram_port: int, fragment_port: int, heleket_port: int, database_url: str,
+                 seed: str) -> Path:
     path = folder / "shopbot.toml"
     path.write_text(
         f'[telegram]\ntoken = "{TOKEN}"\napi_base = "http://127.0.0.1:{telegram_port}"\npoll_timeout = 1\n'
         f'[database]\nurl = "{database_url}"\npool_min = 1\npool_max = 4\n[web]\nport = 0\n'
         f'[fragment]\nbase_url = "http://127.0.0.1:{fragment_port}"\nseed_phrase = "{seed}"\nkyc = false\n'
         f'max_ton_per_order = 50.0\nrequest_timeout = 5.0\nlow_balance_ton = "1"\n'
+        # Heleket's TON rate, for the cost guard every order passes before it is signed.
+        f'[heleket]\nbase_url = "http://127.0.0.1:{heleket_port}"\nmerchant_uuid = "{MERCHANT}"\n'
+        f'api_key = "{HELEKET_KEY}"\nallowed_ips = []\npoll_seconds = 3600.0\n'
         f'[shutdown]\ngrace_seconds = 5\n[log]\nformat = "json"\n'
     )
     return path
@@ -87,7 +92,9 @@ async def test_sigkill_at_any_step_then_restart_settles_the_order_once(
         async with anyio.create_task_group() as group:
             telegram_port = await group.start(serve_telegram_emulator, telegram)
             fragment_port = await group.start(serve_fragment_emulator, fragment)
-            config = write_config(tmp_path, telegram_port, fragment_port, database_url, seed)
+            heleket_port = await group.start(serve_heleket_emulator,
+                                             HeleketEmulator(merchant_uuid=MERCHANT, api_key=HELEKET_KEY))
+            config = write_config(tmp_path, telegram_port, fragment_port, heleket_port, database_url, seed)
             crash.arm(fragment)
             first = ServeProcess(config)
             try:

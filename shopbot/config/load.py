@@ -218,6 +218,23 @@ def check_consistency(config: Config) -> list[str]:
         problems.append("shop.star_packages: every package must be within shop.min_stars and shop.max_stars")
     if config.shop.min_stars > config.shop.max_stars:
         problems.append("shop.min_stars: must not exceed shop.max_stars")
+    pricing = config.pricing
+    for key in ("price_step", "premium_step", "floor", "ceiling"):
+        value = getattr(pricing, key)
+        if not value.is_finite() or value <= 0:
+            problems.append(f"pricing.{key}: must be a positive amount")
+    if pricing.floor > pricing.ceiling:
+        problems.append("pricing.floor: must not exceed pricing.ceiling")
+    for key in ("premium_floor", "premium_ceiling"):
+        bounds = getattr(pricing, key)
+        if set(bounds) != set(PREMIUM_MONTHS):
+            problems.append(f'pricing.{key}: must give an amount for exactly "3", "6" and "12" months')
+        elif any(not value.is_finite() or value <= 0 for value in bounds.values()):
+            problems.append(f"pricing.{key}: every amount must be positive")
+    if all(set(b) == set(PREMIUM_MONTHS) for b in (pricing.premium_floor, pricing.premium_ceiling)):
+        for months in PREMIUM_MONTHS:
+            if pricing.premium_floor[months] > pricing.premium_ceiling[months]:
+                problems.append(f"pricing.premium_floor.{months}: must not exceed pricing.premium_ceiling.{months}")
     if not config.fragment.low_balance_ton.is_finite() or config.fragment.low_balance_ton < 0:
         problems.append("fragment.low_balance_ton: must be zero or more")
     if config.shop.min_topup > config.shop.max_topup:

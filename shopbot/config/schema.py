@@ -172,6 +172,32 @@ class BroadcastConfig(Section):
     progress_seconds: Annotated[float, msgspec.Meta(ge=1, le=60)] = 3.0
 
 
+class PricingConfig(Section):
+    """What the shop charges against what Fragment costs it (amounts in [shop] currency; checked in load)."""
+
+    # "fixed": [shop] star_price and premium_prices (or an admin's runtime prices); "auto": recomputed.
+    mode: Literal["fixed", "auto"] = "fixed"
+    # Never sell with less margin than this: cost <= price * (1 - min_margin_percent / 100); 0 = never below cost.
+    min_margin_percent: Annotated[float, msgspec.Meta(ge=0, lt=100)] = 0.0
+    # Seconds a TON rate from Heleket may be old before the guard refuses to sell blind.
+    max_rate_age: Annotated[float, msgspec.Meta(ge=60, le=86_400)] = 3600.0
+    # auto: seconds between recomputations of the prices.
+    refresh_seconds: Annotated[float, msgspec.Meta(ge=30, le=86_400)] = 300.0
+    # auto: price = cost * (1 + markup_percent / 100), rounded up to price_step (stars) or premium_step.
+    markup_percent: Annotated[float, msgspec.Meta(ge=0, le=1000)] = 20.0
+    price_step: Decimal = Decimal("0.001")
+    premium_step: Decimal = Decimal("0.01")
+    # auto: bounds of the star price (per star) and of each Premium package's price.
+    floor: Decimal = Decimal("0.01")
+    ceiling: Decimal = Decimal("0.10")
+    premium_floor: dict[str, Decimal] = msgspec.field(
+        default_factory=lambda: {"3": Decimal("8.00"), "6": Decimal("12.00"), "12": Decimal("20.00")})
+    premium_ceiling: dict[str, Decimal] = msgspec.field(
+        default_factory=lambda: {"3": Decimal("40.00"), "6": Decimal("60.00"), "12": Decimal("100.00")})
+    # Seconds a user's quote keeps its price; a Confirm pressed later is re-quoted, not honoured.
+    quote_seconds: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 120.0
+
+
 class Config(Section):
     """The whole configuration, as `shopbot.toml` and the environment give it."""
 
@@ -185,6 +211,7 @@ class Config(Section):
     shutdown: ShutdownConfig = ShutdownConfig()
     heleket: HeleketConfig = HeleketConfig()
     fragment: FragmentConfig = FragmentConfig()
+    pricing: PricingConfig = PricingConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
     cache: CacheConfig = CacheConfig()
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
 
 import asyncpg
 from aiogram import Bot
@@ -16,6 +13,7 @@ from shopbot.config.schema import Config
 from shopbot.config.secret import Secret
 from shopbot.errors import ShopbotError
 from shopbot.fulfilment.cookies import CookieFormatError, CookieStore
+from shopbot.fulfilment.costs import TonRates
 from shopbot.fulfilment.fragment import FragmentClient
 from shopbot.fulfilment.orders import Orders
 from shopbot.fulfilment.products import Shopfront
@@ -28,10 +26,9 @@ from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
 from shopbot.locales import Texts
 from shopbot.metrics import Metrics
-from shopbot.payments.heleket import HeleketClient, HeleketError
+from shopbot.payments.heleket import HeleketClient
 
 log = logging.getLogger(__name__)
-RATE_CACHE_SECONDS = 600.0
 
 
 @dataclass
@@ -41,6 +38,8 @@ class Fulfilment:
     orders: Orders
     shopfront: Shopfront
     breaker: CircuitBreaker
+    # TON's rate in the shop currency: the one the cost guard, the booked cost and the prices all use.
+    rates: TonRates
     client: FragmentClient | None
     worker: OrderWorker | None
     wallet: WalletWatch | None
@@ -52,26 +51,6 @@ class Fulfilment:
             self.client.use_cookies(cookies)
         if self.lookups is not None:
             self.lookups.use_cookies(cookies)
-
-
-def ton_rate(heleket: HeleketClient | None, currency: str) -> Callable[[], Awaitable[Decimal | None]]:
-    """TON's price in the shop currency from Heleket's rates (remembered 10 minutes), for the ledger's
-    record of what an order cost; None when no rate is known."""
-    cached: list[tuple[float, Decimal | None]] = []
-
-    async def rate() -> Decimal | None:
-        if cached and time.monotonic() - cached[0][0] < RATE_CACHE_SECONDS:
-            return cached[0][1]
-        value = None
-        if heleket is not None:
-            try:
-                value = next((r.course for r in await heleket.exchange_rates("TON") if r.to.upper() == currency), None)
-            except HeleketError as exc:
-                log.warning("TON rate unavailable: %s", exc)
-        cached[:] = [(time.monotonic(), value)]
-        return value
-
-    return rate
 
 
 def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot: Bot, texts: Texts,
@@ -89,14 +68,14 @@ def assemble_fulfilment(config: Config, pool: asyncpg.Pool, ledger: Ledger, bot:
     else:
         log.warning("Fragment is not configured ([fragment] seed_phrase, max_ton_per_order): selling is off")
     shopfront = Shopfront(config.shop, lookups, orders, ledger)
+    rates = TonRates(heleket, config.shop.currency, max_age=config.pricing.max_rate_age)
     if client is None:
-        return Fulfilment(orders, shopfront, breaker, None, None, None)
+        return Fulfilment(orders, shopfront, breaker, rates, None, None, None)
     worker = OrderWorker(pool, orders, client, breaker, lifecycle, metrics, OrderNotices(bot, texts, pool),
-                         ton_rate=ton_rate(heleket, config.shop.currency),
-                         alert=admin_alert(bot, config.telegram.admin_ids))
+                         rates=rates, pricing=config.pricing, alert=admin_alert(bot, config.telegram.admin_ids))
     wallet = WalletWatch(client, lifecycle, metrics, admin_alert(bot, config.telegram.admin_ids),
                          low=fragment.low_balance_ton, interval=fragment.wallet_check_seconds)
-    return Fulfilment(orders, shopfront, breaker, client, worker, wallet, lookups)
+    return Fulfilment(orders, shopfront, breaker, rates, client, worker, wallet, lookups)
 
 
 async def open_cookie_refresher(config: Config, pool: asyncpg.Pool, fulfilment: Fulfilment, bot: Bot,

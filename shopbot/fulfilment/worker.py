@@ -12,6 +12,9 @@ as one step can take, so a worker that lost its lock mid-step is not joined by a
    the order. Paid: complete. Failed or expired: refund. Unpaid while the stored payment is valid:
    submit that same payment again. Unpaid, refused outright earlier (no funds, expired): refund with
    that refusal. Unpaid otherwise: back to queued, to be signed afresh.
+The cost guard stands between create and sign: what the payment legs add up to in TON, at TON's rate
+(costs.py), must leave [pricing] min_margin_percent of the price, else nothing is signed and the hold is
+released; so does a missing rate (never sold blind). max_ton_per_order stays the library's last line.
 No hold is released, and nothing is signed afresh, while a payment we signed for the order can still
 land (its `prepared_until`: the newest valid_until plus a landing margin). Until then the order waits as
 verifying, and is verified again after; orders.py refuses such a refund, so no path can forget it.
@@ -33,8 +36,10 @@ import anyio
 import asyncpg
 from anyio.abc import TaskStatus
 
+from shopbot.config.schema import PricingConfig
 from shopbot.db.queries import queries
 from shopbot.errors import ShopbotError
+from shopbot.fulfilment.costs import BELOW_MARGIN, CostCheck, TonRates, check_cost, cost_alert
 from shopbot.fulfilment.fragment import FragmentClient, FragmentFailure, is_our_order, payment_cost_ton, step_seconds
 from shopbot.fulfilment.orders import Order, Orders, PaymentMayLand
 from shopbot.fulfilment.wallet_lock import LockLost, WalletLock, open_wallet_lock
@@ -47,7 +52,7 @@ IDLE_POLL_SECONDS = 1.0
 VERIFY_DELAY = 5.0
 MAX_DELAY = 300.0
 PAID, FAILED = {"success", "completed", "paid"}, {"failed", "expired", "cancelled", "canceled", "refunded"}
-CostRate = Callable[[], Awaitable[Decimal | None]]
+ALERT_EVERY = 3600.0  # seconds between two admin alerts for the same reason of the cost guard
 Alert = Callable[[str], Awaitable[None]]
 MISMATCH = "refund-reason-mismatch"
 
@@ -77,8 +82,8 @@ class OrderWorker:
     """A supervised service: the only code that spends the wallet's TON."""
 
     def __init__(self, pool: asyncpg.Pool, orders: Orders, client: FragmentClient, breaker: CircuitBreaker,
-                 lifecycle: Lifecycle, metrics: Metrics, notifier: OrderNotifier, *, ton_rate: CostRate,
-                 alert: Alert | None = None) -> None:
+                 lifecycle: Lifecycle, metrics: Metrics, notifier: OrderNotifier, *, rates: TonRates,
+                 pricing: PricingConfig, alert: Alert | None = None) -> None:
         self.pool = pool
         self.orders = orders
         self.client = client
@@ -86,8 +91,10 @@ class OrderWorker:
         self.lifecycle = lifecycle
         self.metrics = metrics
         self.notifier = notifier
-        self.ton_rate = ton_rate
-        self.alert = alert  # the operator's ear: orders the service answered wrongly
+        self.rates = rates  # TON in the shop currency: for the cost guard and the booked cost
+        self.pricing = pricing
+        self.alert = alert  # the operator's ear: orders the service answered wrongly, orders refused at a loss
+        self._alerted: dict[str, float] = {}  # the cost guard's last alert per reason (monotonic seconds)
         self.margin = client.config.landing_margin_seconds
         self.lease = step_seconds(client.config)
         self._lock: WalletLock | None = None  # held while an order is being worked on
@@ -202,6 +209,15 @@ class OrderWorker:
             await queries.orders.set_fragment_order(self.pool, order.id, fragment_id, payment_cost_ton(created))
             await self.orders.to_verifying(order, f"service says {status}", 0)
             return
+        cost_ton = payment_cost_ton(created)
+        if cost_ton is not None:  # without legs there is nothing to sign: the library refuses it itself
+            check = await self._check_cost(order, cost_ton)
+            if check.refusal is not None:
+                # The cost is kept for an order that is not paid too: the newest costs stay known while
+                # the shop is not selling.
+                await queries.orders.set_fragment_order(self.pool, order.id, fragment_id, cost_ton)
+                await self._refuse_at_cost(order, check)
+                return
         await self._still_ours()
         try:
             prepared = await self.client.prepare(created)
@@ -300,7 +316,7 @@ class OrderWorker:
     async def _complete(self, order: Order, txid: str | None, fragment_id: str) -> None:
         current = await self.orders.get(order.id)
         cost_ton = current.cost_ton if current else None
-        rate = await self.ton_rate() if cost_ton is not None else None
+        rate = await self.rates.rate() if cost_ton is not None else None
         cost = (cost_ton * rate).quantize(Decimal("0.01")) if cost_ton is not None and rate else Decimal(0)
         done = await self.orders.complete(order, txid=txid, cost_ton=cost_ton, cost=cost)
         if done is not None:
@@ -330,6 +346,28 @@ class OrderWorker:
                               f"asked for ({failure}). "
                               + ("The buyer was refunded." if refunded else "It is refunded once no earlier payment "
                                  "of it can land."))
+
+    async def _check_cost(self, order: Order, cost_ton: Decimal) -> CostCheck:
+        # A rate in another currency than the order's would judge nothing: an order priced before the shop
+        # changed currency is refused as unconfirmed.
+        rate = await self.rates.rate() if order.currency.upper() == self.rates.currency else None
+        return check_cost(order.price, cost_ton, rate, self.pricing.min_margin_percent)
+
+    async def _refuse_at_cost(self, order: Order, check: CostCheck) -> None:
+        """The cost guard said no: nothing was signed this time, so the hold is released (once no earlier
+        signature can land: the refusal is remembered for that), the buyer told, the operator alerted."""
+        assert check.refusal is not None
+        reason = "refund-reason-price-changed" if check.refusal == BELOW_MARGIN else "refund-reason-price-unconfirmed"
+        self.metrics.orders_refused.labels(check.refusal).inc()
+        log.warning("order %s refused before signing (%s): %s TON, cost %s, price %s %s, margin %s%%", order.id,
+                    check.refusal, check.cost_ton, check.cost, order.price, order.currency, check.margin)
+        await self.orders.remember_refusal(order, reason)
+        refunded = await self._refund(order, reason)
+        last = self._alerted.get(check.refusal)
+        if last is not None and time.monotonic() - last < ALERT_EVERY:
+            return
+        self._alerted[check.refusal] = time.monotonic()
+        await self._alert(cost_alert(order, check, self.pricing, refunded))
 
     async def _not_ours(self, order: Order, created: dict[str, Any]) -> None:
         """The service answered with an order that is not the one we asked for: nothing is signed."""

@@ -178,6 +178,18 @@ class FragmentEmulator:
         wallet.balance += nanoton
         return wallet.balance
 
+    def set_ton_cost(self, *, per_star: Decimal | None = None, premium: Mapping[int, Decimal] | None = None) -> None:
+        """What Fragment asks in TON for orders created from now on: per star, and/or per Premium package by
+        months (only the packages named change). Orders already created keep their price."""
+        star = _positive_ton(per_star) if per_star is not None else self.pricing.ton_per_star
+        packages = dict(self.pricing.premium_ton)
+        for months, ton in (premium or {}).items():
+            if months not in PREMIUM_MONTHS:
+                raise ValueError(f"Premium comes in {', '.join(map(str, PREMIUM_MONTHS))} months, not {months}")
+            packages[months] = _positive_ton(ton)
+        # Checked in full before anything changes: a bad value leaves every price as it was.
+        self.pricing.ton_per_star, self.pricing.premium_ton = star, packages
+
     def set_balance(self, address: str, nanoton: int) -> None:
         self._chain.wallet(Address.parse(address)).balance = nanoton
 
@@ -453,3 +465,13 @@ async def serve_fragment_emulator(emulator: FragmentEmulator, *, host: str = "12
                                   task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
     """Serve the emulator over HTTP until the enclosing scope is cancelled; started() gets the port."""
     await serve_asgi(emulator.app, host=host, port=port, graceful_seconds=1.0, task_status=task_status)
+
+
+def _positive_ton(value: Decimal) -> Decimal:
+    try:
+        ton = Decimal(value)
+    except (ArithmeticError, TypeError, ValueError):
+        raise ValueError(f"a TON cost must be a number, not {value!r}") from None
+    if not ton.is_finite() or ton <= 0:
+        raise ValueError(f"a TON cost must be positive, not {value}")
+    return ton

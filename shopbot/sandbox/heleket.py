@@ -24,7 +24,7 @@ from shopbot.payments.heleket_wire import Invoice, InvoicePage, Ok, Paginate, Ra
 from shopbot.payments.signing import sign_body
 from shopbot.sandbox.heleket_invoices import (
     DEFAULT_SERVICES, FIAT, Q8, USD_PRICES, ApiFailure, InvoiceState, apply_payment, choose_coin, expire, find_service,
-    identifier, made_up_invoice, new_invoice, rate, refresh, set_status, validate_create, validate_test_webhook,
+    identifier, made_up_invoice, new_invoice, refresh, set_status, validate_create, validate_test_webhook,
     webhook_payload,
 )
 from shopbot.payments.heleket_wire import CreateInvoice
@@ -82,6 +82,8 @@ class HeleketEmulator:
         self._latency: dict[str, float] = {}
         self._rate_limited: tuple[str | None] | None = None  # (Retry-After or None) while every call gets a 429
         self._expiries: list[tuple[int, str]] = []  # (expired_at, uuid), a heap: expiry looks only at what is due
+        # The exchange-rate lists' own table (set_usd_price moves it); invoices convert with the module's.
+        self._usd_prices: dict[str, Decimal] = dict(USD_PRICES)
         self._webhooks = WebhookSender(api_key=api_key, retry_seconds=webhook_retry_seconds,
                                        max_attempts=max_webhook_attempts)
         self.app = Starlette(routes=[
@@ -237,6 +239,23 @@ class HeleketEmulator:
         """Answer every request to path after `seconds` until set back to 0 (e.g. a slow payment/info)."""
         self._latency[path] = seconds
 
+    def set_usd_price(self, currency: str, usd: Decimal | None) -> None:
+        """One unit of `currency` is worth `usd` in the exchange-rate lists from now on; None takes the currency
+        out of them (a list asked for it answers 404, other lists lack it). Invoices keep the default table."""
+        code = currency.strip().upper()
+        if not code:
+            raise ValueError("a currency code is needed")
+        if usd is None:
+            self._usd_prices.pop(code, None)
+            return
+        try:
+            usd = Decimal(usd)
+        except (ArithmeticError, TypeError, ValueError):
+            raise ValueError(f"a USD price must be a number, not {usd!r}") from None
+        if not usd.is_finite() or usd <= 0:
+            raise ValueError(f"a USD price must be positive, not {usd}")
+        self._usd_prices[code] = usd
+
     def rate_limit(self, on: bool = True, *, retry_after: str | None = None) -> None:
         """While on, answer every API call 429 "Too Many Attempts.", with Retry-After if given; nothing is done."""
         self._rate_limited = (retry_after,) if on else None
@@ -376,10 +395,11 @@ class HeleketEmulator:
 
     async def _rates(self, request: Request, params: dict[str, Any]) -> list[Rate]:
         source = request.path_params["currency"].upper()
-        if source not in USD_PRICES:
+        prices = self._usd_prices
+        if source not in prices:
             raise ApiFailure.message(404, "The currency was not found")
-        return [Rate(from_=source, to=target, course=rate(source, target)) for target in USD_PRICES
-                if target != source]
+        return [Rate(from_=source, to=target, course=(prices[source] / usd).quantize(Q8))
+                for target, usd in prices.items() if target != source]
 
     # --- invoices ------------------------------------------------------------------------------------------
 

@@ -21,10 +21,11 @@ Q8 = Decimal("0.00000001")  # crypto amounts
 Q2 = Decimal("0.01")  # fiat amounts and payment_amount_usd
 MSK = timezone(timedelta(hours=3))  # Heleket writes created_at/updated_at in +03:00 (ref §2.2)
 FIAT = frozenset({"USD", "EUR", "RUB", "UAH", "KZT", "UZS", "BYN", "GBP"})
-# Value of one unit in USD: the emulator's whole exchange-rate table.
+# Value of one unit in USD: the emulator's whole exchange-rate table. TON at 3 USD is the rate the Fragment
+# emulator's prices assume (0.0044 TON a star), so the sandbox's default prices sell above cost.
 USD_PRICES = {"USD": Decimal(1), "EUR": Decimal("1.08"), "RUB": Decimal("0.011"), "UAH": Decimal("0.024"),
               "KZT": Decimal("0.002"), "UZS": Decimal("0.00008"), "BYN": Decimal("0.31"), "GBP": Decimal("1.27"),
-              "USDT": Decimal(1), "USDC": Decimal(1), "TON": Decimal("5.2"), "TRX": Decimal("0.12"),
+              "USDT": Decimal(1), "USDC": Decimal(1), "TON": Decimal(3), "TRX": Decimal("0.12"),
               "BTC": Decimal(60000), "ETH": Decimal(3000), "BNB": Decimal(560)}
 
 
@@ -265,7 +266,7 @@ def choose_coin(state: InvoiceState, services: list[Service], payer_currency: st
     """Fix the coin the payer pays with: address, payer_amount and its rate; limits are checked here."""
     service = find_service(services, payer_currency, network)
     course = rate(state.invoice.currency, payer_currency)
-    # From the exact ratio, not the rounded rate: 5.20 USD at 5.2 USD/TON is 1 TON, not 0.99999999.
+    # From the exact ratio, not the rounded rate: 3.00 USD at 3 USD/TON is 1 TON, not 0.99999999.
     payer_amount = (state.invoice.amount * USD_PRICES[state.invoice.currency] / USD_PRICES[payer_currency]).quantize(Q8)
     minimum, maximum = service.limit.min_amount, service.limit.max_amount
     if payer_amount < minimum:

@@ -140,3 +140,17 @@ RETURNING *;
 UPDATE orders SET next_attempt_at = now(), updated_at = now()
 WHERE id = $1 AND state IN ('queued', 'paying', 'verifying')
 RETURNING id;
+
+-- name: newest_unit_costs
+-- What Fragment asked, in TON, at the newest order whose cost is known: per star, and per Premium
+-- package of each length. Orders the cost guard refused count too, so the cost stays known while the
+-- shop is not selling. Each lookup walks the primary key backwards, so it stays cheap as orders grow.
+SELECT k.product, k.months, c.ton
+FROM (VALUES ('stars', NULL::integer), ('premium', 3), ('premium', 6), ('premium', 12)) AS k (product, months)
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN o.product = 'stars' THEN o.cost_ton / o.quantity ELSE o.cost_ton END AS ton
+    FROM orders o
+    WHERE o.product = k.product AND o.cost_ton IS NOT NULL AND (k.months IS NULL OR o.quantity = k.months)
+    ORDER BY o.id DESC
+    LIMIT 1
+) c;

@@ -12,3 +12,5 @@ refund-reason-no-recipient = Fragment could not find the recipient
 refund-reason-has-premium = the recipient already has Telegram Premium
 refund-reason-refused = Fragment refused the order
 refund-reason-mismatch = the Fragment service answered with an order that was not this one, so nothing was paid
+refund-reason-price-changed = the price changed since you ordered and the shop cannot sell it at the old one, so nothing was charged; please look at the new price and order again
+refund-reason-price-unconfirmed = the shop could not confirm the current price, so nothing was charged; please try again later

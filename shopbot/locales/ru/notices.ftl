@@ -12,3 +12,5 @@ refund-reason-no-recipient = Fragment не нашёл получателя
 refund-reason-has-premium = у получателя уже есть Telegram Premium
 refund-reason-refused = Fragment отказал в заказе
 refund-reason-mismatch = сервис Fragment ответил чужим заказом, поэтому ничего не было оплачено
+refund-reason-price-changed = цена изменилась после оформления заказа, и магазин не может продать по прежней, поэтому ничего не списано; посмотрите новую цену и закажите снова
+refund-reason-price-unconfirmed = магазину не удалось подтвердить текущую цену, поэтому ничего не списано; попробуйте позже
