@@ -48,6 +48,7 @@ from shopbot.guard.circuit import CircuitBreaker, open_circuits
 from shopbot.guard.limiter import RateLimiter
 from shopbot.guard.redis_link import RedisLink
 from shopbot.fulfilment.assemble import Fulfilment, assemble_fulfilment, open_cookie_refresher
+from shopbot.fulfilment.repricer import Repricer
 from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
 from shopbot.locales import Texts
@@ -88,6 +89,7 @@ class RunningShop:
     reconciler: Reconciler | None
     fulfilment: Fulfilment
     link: RedisLink
+    repricer: Repricer | None = None  # [pricing] mode = "auto" only
 
 
 @contextlib.asynccontextmanager
@@ -175,6 +177,10 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
 
         storage = FailoverStorage(link, config.cache.session_ttl, max_entries=config.cache.max_entries)
         admin = await open_admin(config, pool, fulfilment, bot, texts, circuits)
+        repricer = None
+        if config.pricing.mode == "auto":  # stores its prices where an admin's go, so the shopfront hears them
+            repricer = Repricer(pool, config.pricing, admin.settings, fulfilment.rates, lifecycle,
+                                currency=config.shop.currency)
         dispatcher = build_dispatcher(BotServices(config, pool, metrics, texts, ledger, topups, fulfilment.shopfront,
                                                   fulfilment.orders, limits, cache=cache, admin=admin), storage)
         updates = UpdateHandler(bot, dispatcher, metrics)
@@ -210,13 +216,15 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
                 await supervisor.start("wallet", fulfilment.wallet.run)
             if refresher is not None:
                 await supervisor.start("cookies", refresher.run)
+            if repricer is not None:
+                await supervisor.start("pricing", repricer.run)
             await supervisor.start("broadcast", BroadcastSender(pool, bot, texts, config.broadcast, lifecycle,
                                                                 metrics).run)
             lifecycle.ready = True
             metrics.ready.set(1)
             log.info("shop ready: web on http://%s:%d", config.web.host, web_port)
             task_status.started(RunningShop(config, lifecycle, metrics, pool, bot, supervisor, web_port, ledger,
-                                            topups, reconciler, fulfilment, link))
+                                            topups, reconciler, fulfilment, link, repricer))
             await lifecycle.stopping.wait()
             metrics.ready.set(0)
             # Services drain on their own; whatever still runs at the grace deadline is cancelled.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -21,11 +22,15 @@ from shopbot.bot.callbacks import Menu
 from shopbot.bot.dispatcher import BotServices, build_dispatcher
 from shopbot.bot.notices import what_was_bought
 from shopbot.bot.routers.premium import Premium
+from shopbot.admin.settings import RuntimeSettings
+from shopbot.bot.routers import purchase
 from shopbot.bot.routers.purchase import Cancel, ForWhom
 from shopbot.bot.routers.stars import Stars
-from shopbot.config.schema import RedisConfig
+from shopbot.config.schema import PricingConfig, RedisConfig
 from shopbot.config.secret import Secret
 from shopbot.fulfilment.orders import Order
+from shopbot.fulfilment.products import PriceList
+from shopbot.ledger.verify import verify_ledger
 from shopbot.locales import Markup, Texts
 from shopbot.sandbox.fragment import FragmentEmulator
 from shopbot.sandbox.telegram_wire import Message
@@ -271,6 +276,69 @@ async def test_too_little_balance_shows_the_exact_shortfall_and_a_top_up_button(
     assert await balance(shop, 605) == (D("1.00"), D("0"))
     await chat.assert_every_press_answered()
     await later.assert_every_press_answered()
+
+
+class QuoteClock:
+    """The purchase flow's wall clock, which a test moves forward instead of waiting."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.monotonic = time.monotonic
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_a_quote_keeps_its_price_until_quote_seconds_then_confirm_quotes_again(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = QuoteClock()
+    monkeypatch.setattr(purchase, "time", clock)
+    pricing = PricingConfig(quote_seconds=60)
+    async with running_shop(database_url, fragment=fragment_emulator(), pricing=pricing) as shop:
+        fund_wallet(shop)
+        shopfront = shop.shop.fulfilment.shopfront
+        # An admin's price change, as the admin screen makes it (stored, audited, heard by the shopfront).
+        settings = RuntimeSettings(shop.shop.pool, shop.shop.config.shop, on_prices=shopfront.use_prices)
+        premium = dict(shopfront.prices.premium)
+        chat = await buyer(shop, 611, "10", "en")
+
+        # Within quote_seconds a quote keeps its price, whatever the price does meanwhile.
+        chat.say("/buy_stars 50 @best_friend")
+        held = await chat.screen("purchase-balance-after", balance="9.00 USD")
+        await settings.set_prices(PriceList(D("0.03"), premium), admin_id=1)
+        clock.offset += 59
+        chat.press(held, button_data(held, "buy-ok:stars:"))
+        [first] = await placed(shop, 611)
+        assert first.price == D("1.00")
+        await queued(chat, first)
+        assert (await wait_final(shop, first.id)).state == "completed"
+
+        # Later than that, Confirm is not honoured: the order is quoted again at today's price.
+        chat.say("/buy_stars 50 @best_friend")
+        old = await chat.screen("purchase-balance-after", balance="7.50 USD")
+        old_confirm = button_data(old, "buy-ok:stars:")
+        await settings.set_prices(PriceList(D("0.04"), premium), admin_id=1)
+        clock.offset += 61
+        chat.press(old, old_confirm)
+        requoted = await chat.screen("purchase-requoted")
+        assert requoted.message_id == old.message_id
+        assert plain(chat.t("purchase-summary", what=stars(chat, 50), name="Best Friend", recipient="best_friend",
+                            price="2.00 USD")) in str(requoted.text)
+        assert plain(chat.t("purchase-balance-after", balance="7.00 USD")) in str(requoted.text)
+        assert [o.id for o in await orders_of(shop, 611)] == [first.id]  # nothing bought,
+        assert await balance(shop, 611) == (D("9.00"), D("0"))  # and nothing held for the old quote
+        # The old confirmation buys nothing; only the new one does, at the new price.
+        assert await chat.answer_to(chat.forge(requoted, old_confirm)) == chat.t("purchase-stale")
+        new_confirm = button_data(requoted, "buy-ok:stars:")
+        assert new_confirm != old_confirm
+        chat.press(requoted, new_confirm)
+        [_, second] = await placed(shop, 611, 2)
+        assert second.price == D("2.00")
+        await queued(chat, second)
+        assert (await wait_final(shop, second.id)).state == "completed"
+        assert await balance(shop, 611) == (D("7.00"), D("0"))
+        assert (await verify_ledger(shop.shop.pool)).ok
+        await chat.assert_every_press_answered()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -3,6 +3,10 @@
 Every instance reads them at most `ttl` seconds late (a change on this instance applies at once), so
 the bot asks the database at most once per `ttl`, not on every update. A change and its audit entry
 commit together.
+
+Prices have two writers: an admin, and in `[pricing] mode = "auto"` the repricer (audited with the actor
+`pricing` and no admin). Writers of prices take turns on one advisory lock and each compares with what is
+stored inside it, so a write that changes nothing leaves no audit entry, whichever instance makes it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,6 +40,16 @@ _PRICE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,20})?")
 class Maintenance:
     on: bool = False
     message: str = ""  # shown to users instead of the bot; empty: the standard text in their language
+
+
+@dataclass(frozen=True, slots=True)
+class Reprice:
+    """One change the repricer made: when, the prices before and after, and what it priced from."""
+
+    at: datetime
+    before: PriceList
+    after: PriceList
+    reason: str = ""
 
 
 class BadPrice(ValueError):
@@ -95,8 +110,7 @@ class RuntimeSettings:
         """Read the settings again when they are older than `ttl` (or when forced)."""
         if not force and self._read_at is not None and time.monotonic() - self._read_at < self.ttl:
             return
-        stored = {row["name"]: msgspec.json.decode(row["value"]) if isinstance(row["value"], str) else row["value"]
-                  for row in await queries.admin.all_settings(self.pool)}
+        stored = {row["name"]: _decoded(row["value"]) for row in await queries.admin.all_settings(self.pool)}
         self._apply(stored)
         self._read_at = time.monotonic()
 
@@ -128,11 +142,42 @@ class RuntimeSettings:
         await self._put(PRICES, prices_to_json(value), admin_id, "prices.set", prices_to_json(before))
         return before
 
+    async def reprice(self, change: Callable[[PriceList], PriceList], *, reason: str = "") -> Reprice | None:
+        """The repricer's write: `change` applied to the stored prices, stored and audited with the actor
+        `pricing` in one transaction; None, and no audit entry, when the prices stay as they are."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await queries.pricing.lock_prices(conn)
+            before = prices_from_json(_decoded(await queries.admin.get_setting(conn, PRICES)),
+                                      self.configured_prices)
+            after = change(before)
+            if after == before:
+                return None
+            await queries.admin.put_setting(conn, PRICES, _encoder.encode(prices_to_json(after)).decode(), None)
+            at = await queries.pricing.record_reprice(conn, _encoder.encode(prices_to_json(before)).decode(),
+                                                      _encoder.encode(prices_to_json(after)).decode(), reason)
+        await self.refresh(force=True)
+        return Reprice(at, before, after, reason)
+
+    async def last_reprice(self) -> Reprice | None:
+        """What the repricer changed last (for the admin's Prices screen); None when it never changed a price."""
+        row = await queries.pricing.last_reprice(self.pool)
+        if row is None:
+            return None
+        return Reprice(row["created_at"], prices_from_json(_decoded(row["before"]), self.configured_prices),
+                       prices_from_json(_decoded(row["after"]), self.configured_prices), row["reason"])
+
     async def _put(self, name: str, value: dict[str, Any], admin_id: int, action: str, before: dict[str, Any]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
+            if name == PRICES:  # in turn with the repricer
+                await queries.pricing.lock_prices(conn)
             await queries.admin.put_setting(conn, name, _encoder.encode(value).decode(), admin_id)
             await record_audit(conn, admin_id=admin_id, action=action, target=name, before=before, after=value)
         await self.refresh(force=True)
+
+
+def _decoded(value: Any) -> Any:
+    """A JSONB value as asyncpg hands it over (text unless a codec is set) as Python data."""
+    return msgspec.json.decode(value) if isinstance(value, str) else value
 
 
 def premium_months() -> tuple[str, ...]:

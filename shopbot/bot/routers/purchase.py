@@ -7,6 +7,10 @@ only by the one handler that claims the token first. The claim is one atomic ste
 the FSM lives in, which every instance shares: Redis `SET NX`, or, with in-memory FSM (a single
 process), a check-and-add with no await in between. The quote leaves the FSM data before the order
 is placed, so a later press finds nothing to buy either.
+
+A quote keeps its price for `[pricing] quote_seconds`. A Confirm pressed later is not honoured: the
+quote is made again (recipient and price), shown as a new confirmation with a new token, and nothing
+is held until that one is confirmed. The old token is dropped, not spent, so it buys nothing.
 """
 
 from __future__ import annotations
@@ -40,10 +44,10 @@ from shopbot.fulfilment.products import OrderRefused, Quote, Shopfront
 from shopbot.ledger import Ledger
 from shopbot.locales import Markup, Translator
 
-# A confirmation older than this is stale: the recipient is looked up again before money moves.
-CONFIRMATION_SECONDS = 30 * 60
-# A claim outlives every confirmation it could guard (clocks of instances may differ a little).
-CLAIM_SECONDS = 4 * CONFIRMATION_SECONDS
+# A claim outlives every confirmation it could guard: a confirmation is honoured for at most
+# `[pricing] quote_seconds` (an hour at most), and clocks of instances may differ a little.
+CLAIM_SECONDS = 2 * 60 * 60
+CLOCK_SKEW_SECONDS = 60.0
 # FSM data keys, namespaced so other flows' data is left alone.
 PENDING = "purchase"  # the quote on the confirmation screen, and its token
 DRAFT = "purchase_draft"  # product and quantity while the buyer types a recipient
@@ -209,8 +213,9 @@ async def progress(event: Message | CallbackQuery, text: str, callback_answer: C
 
 async def offer(event: Message | CallbackQuery, t: Translator, state: FSMContext, shopfront: Shopfront,
                 ledger: Ledger, product: str, quantity: int, username: str,
-                callback_answer: CallbackAnswer | None = None) -> None:
-    """Look the recipient up on Fragment, then show the confirmation (or the shortfall, or why not)."""
+                callback_answer: CallbackAnswer | None = None, note: str = "") -> None:
+    """Look the recipient up on Fragment, then show the confirmation (or the shortfall, or why not);
+    `note` goes above the confirmation (a re-quote says why the buyer sees it again)."""
     assert event.from_user is not None
     screen = await progress(event, t("purchase-looking-up", recipient=username), callback_answer)
     try:
@@ -228,8 +233,10 @@ async def offer(event: Message | CallbackQuery, t: Translator, state: FSMContext
         return
     await leave_flow(state)
     available = (await ledger.balance(event.from_user.id)).available
+    heading = f"{note}\n\n" if note else ""
     if available < quote.price:
-        await screen.edit_text(shortfall_text(t, quote, available), reply_markup=shortfall_keyboard(t, product))
+        await screen.edit_text(heading + shortfall_text(t, quote, available),
+                               reply_markup=shortfall_keyboard(t, product))
         return
     token = secrets.token_urlsafe(16)
     await state.update_data({PENDING: {
@@ -238,7 +245,7 @@ async def offer(event: Message | CallbackQuery, t: Translator, state: FSMContext
         "currency": quote.currency,
     }})
     after = t("purchase-balance-after", balance=format_money(available - quote.price, quote.currency))
-    await screen.edit_text(f"{summary(t, quote)}\n{after}\n\n{t('purchase-check')}", reply_markup=keyboard(
+    await screen.edit_text(f"{heading}{summary(t, quote)}\n{after}\n\n{t('purchase-check')}", reply_markup=keyboard(
         [button(t, "purchase-confirm", Confirm(product=product, token=token).pack())],
         [cancel_button(t, product, token)],
     ))
@@ -284,7 +291,8 @@ async def on_recipient_text(message: Message, state: FSMContext, t: Translator, 
 
 
 async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state: FSMContext, t: Translator,
-                     shopfront: Shopfront, callback_answer: CallbackAnswer) -> None:
+                            config: Config, shopfront: Shopfront, ledger: Ledger,
+                            callback_answer: CallbackAnswer) -> None:
     data = await state.get_data()
     token = callback_data.token
     pending: dict[str, Any] | None = data.get(PENDING)
@@ -294,9 +302,11 @@ async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state:
         callback_answer.text = t("purchase-already-ordered" if spent else "purchase-stale")
         callback_answer.show_alert = True
         return
-    if time.time() - pending["at"] > CONFIRMATION_SECONDS:
+    if quote_expired(pending, config.pricing.quote_seconds):
+        # Not honoured: the same order is quoted again at today's price and must be confirmed again.
         await state.update_data({PENDING: None})
-        callback_answer.text, callback_answer.show_alert = t("purchase-stale"), True
+        await offer(query, t, state, shopfront, ledger, pending["product"], pending["quantity"],
+                    pending["recipient"], callback_answer, note=t("purchase-requoted"))
         return
     if not await claim_once(state.storage, token):  # a second press, racing the first
         callback_answer.text, callback_answer.show_alert = t("purchase-already-ordered"), True
@@ -322,6 +332,13 @@ async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state:
         return
     what = what_was_bought(t.texts, t.language, order)
     await show(query, t("purchase-queued", id=order.id, what=what), back_to_menu(t))
+
+
+def quote_expired(pending: dict[str, Any], quote_seconds: float) -> bool:
+    """A quote older than `quote_seconds` by the wall clock (the instance that made it may not be the one
+    that is pressed) no longer holds its price. One from the future beyond a clock's skew is not trusted."""
+    age = time.time() - float(pending["at"])
+    return age > quote_seconds or age < -CLOCK_SKEW_SECONDS
 
 
 async def on_cancel_button(query: CallbackQuery, callback_data: Cancel, state: FSMContext, t: Translator,

@@ -50,3 +50,4 @@ purchase-queued = ⏳ Order #{ $id } is queued: { $what }. I will message you as
 purchase-already-ordered = Already ordered: this confirmation has been used once, and pressing it again buys nothing.
 purchase-stale = This confirmation is no longer valid, and nothing was bought. Please start again from the menu.
 purchase-cancelled = Cancelled. Nothing was bought.
+purchase-requoted = ⏱ That price was quoted a while ago, so it is checked again: here is the order at today's price. Nothing was bought yet; press Confirm to buy.
