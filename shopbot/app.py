@@ -193,6 +193,7 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
             telegram_service = Poller(updates, lifecycle, texts, poll_timeout=config.telegram.poll_timeout).run
 
         metrics.refreshers.append(shop_stats(pool, metrics, list(circuits.values())))
+        metrics.refreshers.append(admin.margins.gauge(metrics))
         routes = [heleket_webhook_route(config, settlement, metrics, lookup), *api_routes(config, pool, ledger)]
         if receiver is not None:
             routes.append(receiver.route())

@@ -69,6 +69,10 @@ class Metrics:
                                   registry=r)
         self.cache_misses = Counter("shopbot_cache_misses", "Cache reads that found nothing, by kind.", ["kind"],
                                     registry=r)
+        self.price_margin = Gauge("shopbot_price_margin_percent",
+                                  "Margin of the current price over the current cost, per product (stars is per "
+                                  "star); NaN while the cost is unknown (no TON rate or no order yet).",
+                                  ["product"], registry=r)
         # Values read from the database when Prometheus scrapes, not on every event.
         self.refreshers: list[Refresh] = []
 

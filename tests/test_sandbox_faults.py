@@ -7,29 +7,40 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
+import pytest
+from playwright.async_api import expect
 
 from shopbot.lifecycle import Lifecycle
-from shopbot.sandbox.run import run_sandbox
+from shopbot.sandbox.run import SandboxUrls, run_sandbox
+from tests.test_sandbox_browser import WAIT_MS, chat_page, chromium_missing
 
 PAY_PAGE = re.compile(r"/pay/([0-9a-f-]{36})")
 
 
 @asynccontextmanager
-async def sandbox_api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, SandboxUrls]]:
+    """The page's API, and where each emulator listens (to see from outside what a switch did)."""
     lifecycle = Lifecycle()
     async with anyio.create_task_group() as group:
         urls = await group.start(partial(run_sandbox, data_dir=tmp_path / "sandbox", port=0, lifecycle=lifecycle))
         try:
             async with httpx.AsyncClient(base_url=f"{urls.page}/api", timeout=30) as http:
-                yield http
+                yield http, urls
         finally:
             lifecycle.request_stop("test over")
+
+
+@asynccontextmanager
+async def sandbox_api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with sandbox(tmp_path) as (http, _):
+        yield http
 
 
 async def bot_says(http: httpx.AsyncClient, user_id: int, text: str, *, after: int = 0) -> dict[str, Any]:
@@ -117,3 +128,97 @@ async def test_every_money_edge_switch_arms_its_emulator_and_refuses_what_it_can
         for body, status, said in bad:
             answer = await http.post("/faults", json=body)
             assert answer.status_code == status and said in answer.json()["error"], answer.text
+
+
+async def ton_usd(urls: SandboxUrls) -> httpx.Response:
+    """Heleket's TON exchange-rate list, as the shop asks for it."""
+    async with httpx.AsyncClient(base_url=urls.heleket) as heleket:
+        return await heleket.get("/v1/exchange-rate/TON/list")
+
+
+async def test_the_price_switches_move_fragments_ton_cost_and_helekets_rate_and_refuse_bad_values(
+        tmp_path: Path) -> None:
+    async with sandbox(tmp_path) as (http, urls):
+        moved = await http.post("/faults", json={"kind": "heleket_ton_rate", "usd": "4.5"})
+        assert moved.status_code == 200 and moved.json()["heleket_ton_usd"] == "4.5"
+        [usd] = [r["course"] for r in (await ton_usd(urls)).json()["result"] if r["to"] == "USD"]
+        assert Decimal(usd) == Decimal("4.5")
+        gone = await http.post("/faults", json={"kind": "heleket_ton_rate", "usd": None})
+        assert gone.status_code == 200 and gone.json()["heleket_ton_usd"] is None
+        assert (await ton_usd(urls)).status_code == 404  # no TON rate at all: the shop must not sell blind
+        assert (await http.post("/faults", json={"kind": "heleket_ton_rate", "usd": "3"})).status_code == 200
+
+        premium = await http.post("/faults", json={"kind": "fragment_ton_cost", "ton": "2.5", "months": 6})
+        assert premium.status_code == 200 and premium.json()["fragment_premium_ton"]["6"] == "2.5"
+        star = await http.post("/faults", json={"kind": "fragment_ton_cost", "ton": "0.002"})
+        assert star.status_code == 200 and star.json()["fragment_ton_per_star"] == "0.002"
+
+        # The next order is priced at the new cost: 50 stars at 0.002 TON, plus Fragment's 2 % fee.
+        user = (await http.post("/users", json={"first_name": "Cleo"})).json()["id"]
+        await bot_says(http, user, "", after=await say(http, user, "/start"))
+        invoice = await bot_says(http, user, "5.00", after=await say(http, user, "/recharge 5"))
+        [uuid] = [match.group(1) for row in invoice["keyboard"] for button in row
+                  if button["url"] and (match := PAY_PAGE.search(button["url"]))]
+        assert (await http.post(f"/invoices/{uuid}/pay")).status_code == 200
+        with anyio.fail_after(20):
+            while await balance(http, user) != "5.00 USD":
+                await anyio.sleep(0.1)
+        after = await say(http, user, "/buy_stars 50 @someone")
+        with anyio.fail_after(20):  # "Looking up @someone…" first, then the same message asks to confirm
+            while not (found := [(message, button["callback_data"]) for message in
+                                 (await http.get(f"/chats/{user}/messages")).json()["messages"]
+                                 if message["from"] == "bot" and message["id"] > after
+                                 for row in message["keyboard"] for button in row if "Confirm" in button["text"]]):
+                await anyio.sleep(0.1)
+        [(confirm, data)] = found
+        assert (await http.post(f"/chats/{user}/press",
+                                json={"message_id": confirm["id"], "callback_data": data})).status_code == 200
+        with anyio.fail_after(20):
+            while not (orders := (await http.get("/panel")).json()["orders"]):
+                await anyio.sleep(0.1)
+        assert Decimal(orders[0]["cost"]) == Decimal("0.102")
+
+        bad = [
+            ({"kind": "fragment_ton_cost", "ton": "0"}, "a star's TON cost must be a positive amount"),
+            ({"kind": "fragment_ton_cost", "ton": "-0.01"}, "a star's TON cost must be a positive amount"),
+            ({"kind": "fragment_ton_cost", "ton": "NaN"}, "a star's TON cost must be a positive amount"),
+            ({"kind": "fragment_ton_cost", "ton": "5"}, "up to 1"),
+            ({"kind": "fragment_ton_cost", "ton": "2", "months": 4}, "Premium comes in 3, 6, 12 months, not 4"),
+            ({"kind": "fragment_ton_cost", "ton": "cheap"}, "Invalid decimal"),
+            ({"kind": "heleket_ton_rate", "usd": "0"}, "TON's USD price must be a positive amount"),
+            ({"kind": "heleket_ton_rate", "usd": "Infinity"}, "TON's USD price must be a positive amount"),
+            ({"kind": "heleket_ton_rate"}, "usd"),
+        ]
+        for body, said in bad:
+            answer = await http.post("/faults", json=body)
+            assert answer.status_code == 400 and said in answer.json()["error"], answer.text
+        switches = (await http.get("/panel")).json()["switches"]  # nothing moved by a refused value
+        assert (switches["fragment_ton_per_star"], switches["fragment_premium_ton"]["6"],
+                switches["heleket_ton_usd"]) == ("0.002", "2.5", "3")
+        [usd] = [r["course"] for r in (await ton_usd(urls)).json()["result"] if r["to"] == "USD"]
+        assert Decimal(usd) == Decimal(3)
+
+
+@pytest.mark.skipif(bool(chromium_missing()), reason=chromium_missing() or "-")
+async def test_the_page_price_controls_move_the_emulators_as_clicked(tmp_path: Path) -> None:
+    async with sandbox(tmp_path) as (_, urls), chat_page(urls) as page:
+        star = page.locator("#fragment-star-cost")
+        await star.locator("input[name=ton]").fill("0.003")
+        await star.get_by_role("button", name="Set").click()
+        premium = page.locator("#fragment-premium-cost")
+        await premium.locator("select[name=months]").select_option("12")
+        await premium.locator("input[name=ton]").fill("7.5")
+        await premium.get_by_role("button", name="Set").click()
+        now = page.locator("#prices-now")
+        await expect(now).to_contain_text("0.003 TON per star", timeout=WAIT_MS)
+        await expect(now).to_contain_text("12 m 7.5", timeout=WAIT_MS)
+
+        await page.locator("#heleket-no-rate").click()
+        await expect(now).to_contain_text("no TON rate", timeout=WAIT_MS)
+        assert (await ton_usd(urls)).status_code == 404
+        rate = page.locator("#heleket-ton-rate")
+        await rate.locator("input[name=usd]").fill("3.75")
+        await rate.get_by_role("button", name="Set").click()
+        await expect(now).to_contain_text("1 TON = 3.75 USD", timeout=WAIT_MS)
+        [usd] = [r["course"] for r in (await ton_usd(urls)).json()["result"] if r["to"] == "USD"]
+        assert Decimal(usd) == Decimal("3.75")

@@ -1,5 +1,6 @@
-"""The dashboard: today / 7 days / 30 days of top-ups, orders, sales and users, the shop's health, and
-a chart of daily sales. Figures come from the ledger and the orders table, never from counters."""
+"""The dashboard: today / 7 days / 30 days of top-ups, orders, sales, Fragment cost, revenue and margin,
+users, the shop's health, and a chart of daily sales and cost. Figures come from the ledger and the
+orders table, never from counters."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from shopbot.bot.notices import format_money
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.db.queries import queries
+from shopbot.fulfilment.costs import margin_percent
 from shopbot.locales import Translator
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class Figures:
     sales: Decimal
     cost: Decimal
     revenue: Decimal
+    uncosted: int  # sales booked without a Fragment cost (no TON rate then)
     stars: int
     premium: int
     premium_months: int
@@ -59,8 +62,8 @@ async def read_figures(pool: asyncpg.Pool, since: datetime) -> Figures:
     row = await queries.admin_dashboard.period_figures(pool, since)
     states = {r["state"]: r["n"] for r in await queries.admin_dashboard.orders_by_state(pool, since)}
     return Figures(row["topups"], row["topped_up"], states, row["sales"], row["cost"], row["revenue"],
-                   int(row["stars"]), row["premium"], int(row["premium_months"]), row["new_users"],
-                   row["active_users"])
+                   row["uncosted"], int(row["stars"]), row["premium"], int(row["premium_months"]),
+                   row["new_users"], row["active_users"])
 
 
 async def cookie_line(t: Translator, pool: asyncpg.Pool, admin: AdminServices) -> str:
@@ -73,6 +76,15 @@ async def cookie_line(t: Translator, pool: asyncpg.Pool, admin: AdminServices) -
         return t("admin-cookies-lost", when=stamp(row["alerted_at"]))
     checked = row["checked_at"] or row["obtained_at"]
     return t("admin-cookies-ok", when=stamp(checked))
+
+
+def margin_lines(t: Translator, figures: Figures) -> list[str]:
+    """The period's margin (revenue over sales), and a warning when some sales carry no cost."""
+    lines = [t("admin-dash-margin", margin=f"{margin_percent(figures.sales, figures.cost)} %")
+             if figures.sales > 0 else t("admin-dash-margin-none")]
+    if figures.uncosted:
+        lines.append(t("admin-dash-uncosted", count=figures.uncosted))
+    return lines
 
 
 def stamp(moment: datetime) -> str:
@@ -96,6 +108,7 @@ async def dashboard_text(t: Translator, pool: asyncpg.Pool, config: Config, admi
         t("admin-dash-orders", orders=orders),
         t("admin-dash-sold", stars=figures.stars, count=figures.premium, months=figures.premium_months),
         t("admin-dash-revenue", sales=money(figures.sales), cost=money(figures.cost), revenue=money(figures.revenue)),
+        *margin_lines(t, figures),
         t("admin-dash-users", new=figures.new_users, active=figures.active_users),
         "",
         t("admin-dash-wallet", ton=f"{wallet:.4f}" if wallet is not None else "—"),
@@ -142,10 +155,12 @@ async def send_chart(query: CallbackQuery, t: Translator, pool: asyncpg.Pool, co
     days = [(row["day"], row["sales"], row["revenue"]) for row in rows]
     png = await render_sales_chart(days, config.shop.currency, t("admin-chart-title", count=CHART_DAYS))
     total = sum((sales for _, sales, _ in days), Decimal(0))
+    cost = total - sum((revenue for _, _, revenue in days), Decimal(0))
     try:
         await bot.send_photo(query.from_user.id, BufferedInputFile(png, filename="sales.png"),
                              caption=t("admin-chart-caption", count=CHART_DAYS,
-                                       amount=format_money(total, config.shop.currency)))
+                                       amount=format_money(total, config.shop.currency),
+                                       cost=format_money(cost, config.shop.currency)))
     except TelegramAPIError as exc:
         log.warning("could not send the sales chart: %s", exc.message)
         await bot.send_message(query.from_user.id, t("admin-chart-failed"))

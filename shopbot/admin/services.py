@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from aiogram import Bot
 
+from shopbot.admin.margins import MarginBoard
 from shopbot.admin.settings import RuntimeSettings
 from shopbot.bot.notices import OrderNotices
 from shopbot.config.schema import Config
@@ -28,6 +29,7 @@ async def _no_circuits() -> dict[str, str]:
 @dataclass
 class AdminServices:
     settings: RuntimeSettings
+    margins: MarginBoard  # price against cost per product (the Prices screen, the gauge)
     client: FragmentClient | None = None  # None: selling is off (nothing to verify, no wallet to lock)
     notices: OrderNotices | None = None  # tells a buyer about an admin's refund
     wallet_ton: Callable[[], Decimal | None] = lambda: None  # the last wallet reading
@@ -59,6 +61,9 @@ async def open_admin(config: Config, pool: asyncpg.Pool, fulfilment: Fulfilment,
     settings = RuntimeSettings(pool, config.shop, on_prices=fulfilment.shopfront.use_prices)
     await settings.refresh(force=True)
     wallet = fulfilment.wallet
-    return AdminServices(settings, client=fulfilment.client, notices=OrderNotices(bot, texts, pool),
+    shopfront = fulfilment.shopfront
+    # The margin is of the price users are quoted now, whether an admin or the repricer set it.
+    margins = MarginBoard(pool, fulfilment.rates, lambda: shopfront.prices)
+    return AdminServices(settings, margins, client=fulfilment.client, notices=OrderNotices(bot, texts, pool),
                          wallet_ton=lambda: wallet.balance if wallet is not None else None,
                          circuits=circuit_states(circuits), kyc=config.fragment.kyc)

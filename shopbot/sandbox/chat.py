@@ -31,7 +31,9 @@ from shopbot.app import RunningShop
 from shopbot.bot.notices import format_money
 from shopbot.sandbox.fragment import ENDPOINTS, UNKNOWN_USER_ANSWERS, FragmentEmulator
 from shopbot.sandbox.fragment_wire import STATUS_OF
+from shopbot.sandbox.fragment_orders import PREMIUM_MONTHS
 from shopbot.sandbox.heleket import HeleketEmulator
+from shopbot.sandbox.heleket_invoices import USD_PRICES
 from shopbot.sandbox.telegram import TelegramEmulator
 from shopbot.sandbox.telegram_wire import InlineKeyboardButton, Message, MessageEntity
 
@@ -115,6 +117,19 @@ class FragmentSlow(Switch, tag="fragment_latency"):
     seconds: Annotated[float, msgspec.Meta(ge=0, le=60)]
 
 
+class FragmentTonCost(Switch, tag="fragment_ton_cost"):
+    """What Fragment asks in TON for orders created from now on: per star, or for one Premium package."""
+
+    ton: Decimal
+    months: int | None = None  # None: per star; 3, 6 or 12: that Premium package
+
+
+class HeleketTonRate(Switch, tag="heleket_ton_rate"):
+    """Heleket's USD price of one TON in its exchange-rate lists; null takes TON out of them (no rate)."""
+
+    usd: Decimal | None
+
+
 class WebhooksFail(Switch, tag="heleket_fail_webhooks"):
     count: Annotated[int, msgspec.Meta(ge=0, le=100)]
 
@@ -124,7 +139,19 @@ class WebhooksTwice(Switch, tag="heleket_duplicate_webhooks"):
 
 
 Fault = (FragmentFails | FragmentDrops | FragmentSlow | FragmentLandsLate | FragmentSlowLookups | FragmentUnknownUsers
-         | FragmentWrongOrder | WebhooksFail | WebhooksTwice | HeleketRateLimited | HeleketSlowInfo)
+         | FragmentWrongOrder | FragmentTonCost | WebhooksFail | WebhooksTwice | HeleketRateLimited | HeleketSlowInfo
+         | HeleketTonRate)
+# Bounds of the price switches: wide enough for any real market, narrow enough to catch a typo.
+MAX_TON_PER_STAR = Decimal(1)
+MAX_TON_PER_PREMIUM = Decimal(1000)
+MAX_TON_USD = Decimal(100_000)
+
+
+def checked_amount(value: Decimal, ceiling: Decimal, what: str) -> Decimal:
+    """A positive, finite amount up to `ceiling`, or a 400 that says so."""
+    if not value.is_finite() or value <= 0 or value > ceiling:
+        raise fail(400, f"{what} must be a positive amount up to {ceiling}, not {value}")
+    return value
 
 
 def fail(status: int, detail: str) -> HTTPException:
@@ -195,7 +222,11 @@ class ChatPage:
         self.shop_url = shop_url
         self.switches: dict[str, Any] = {"fragment_latency": fragment.latency, "heleket_duplicate_webhooks": False,
                                          "fragment_unknown_users": fragment.unknown_user_answer,
-                                         "heleket_rate_limited": False, "heleket_info_latency": 0.0, "armed": []}
+                                         "heleket_rate_limited": False, "heleket_info_latency": 0.0,
+                                         "fragment_ton_per_star": str(fragment.pricing.ton_per_star),
+                                         "fragment_premium_ton": {str(months): str(ton) for months, ton
+                                                                  in sorted(fragment.pricing.premium_ton.items())},
+                                         "heleket_ton_usd": str(USD_PRICES["TON"]), "armed": []}
         self._http: httpx.AsyncClient | None = None
         api = [
             Route("/setup", self.get_setup, methods=["GET"]),
@@ -403,6 +434,21 @@ class ChatPage:
             case HeleketSlowInfo(seconds=seconds):
                 self.heleket.set_latency("/v1/payment/info", seconds)
                 self.switches["heleket_info_latency"] = seconds
+            case FragmentTonCost(ton=ton, months=None):
+                self.fragment.set_ton_cost(per_star=checked_amount(ton, MAX_TON_PER_STAR, "a star's TON cost"))
+                self.switches["fragment_ton_per_star"] = str(self.fragment.pricing.ton_per_star)
+            case FragmentTonCost(ton=ton, months=months):
+                if months not in PREMIUM_MONTHS:
+                    raise fail(400, f"Premium comes in {', '.join(map(str, PREMIUM_MONTHS))} months, not {months}")
+                ton = checked_amount(ton, MAX_TON_PER_PREMIUM, f"the TON cost of {months} months of Premium")
+                self.fragment.set_ton_cost(premium={months: ton})
+                self.switches["fragment_premium_ton"] = {str(m): str(t) for m, t
+                                                         in sorted(self.fragment.pricing.premium_ton.items())}
+            case HeleketTonRate(usd=usd):
+                if usd is not None:
+                    usd = checked_amount(usd, MAX_TON_USD, "TON's USD price")
+                self.heleket.set_usd_price("TON", usd)
+                self.switches["heleket_ton_usd"] = None if usd is None else str(usd)
             case WebhooksFail(count=count):
                 self.heleket.fail_webhooks(count)
                 self.arm(f"Heleket webhooks: next {count} attempts fail")

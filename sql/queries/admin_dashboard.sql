@@ -18,6 +18,13 @@ WITH topups AS (
     JOIN ledger l ON l.movement_id = m.id
     JOIN accounts a ON a.id = l.account_id
     WHERE m.type = 'purchase' AND m.idempotency_key LIKE 'order:%:capture' AND m.created_at >= $1
+), uncosted AS (
+    -- Captures booked with no Fragment cost (no TON rate was known then): their revenue is overstated.
+    SELECT count(*) AS n
+    FROM movements m
+    WHERE m.type = 'purchase' AND m.idempotency_key LIKE 'order:%:capture' AND m.created_at >= $1
+      AND NOT EXISTS (SELECT 1 FROM ledger l JOIN accounts a ON a.id = l.account_id
+                      WHERE l.movement_id = m.id AND a.kind = 'fragment_costs')
 ), sold AS (
     SELECT coalesce(sum(quantity) FILTER (WHERE product = 'stars'), 0) AS stars,
            count(*) FILTER (WHERE product = 'premium') AS premium,
@@ -25,10 +32,10 @@ WITH topups AS (
     FROM orders WHERE state = 'completed' AND finished_at >= $1
 )
 SELECT topups.n AS topups, topups.total AS topped_up, captured.sales, captured.cost, captured.revenue,
-       sold.stars, sold.premium, sold.premium_months,
+       uncosted.n AS uncosted, sold.stars, sold.premium, sold.premium_months,
        (SELECT count(*) FROM users WHERE first_seen_at >= $1) AS new_users,
        (SELECT count(*) FROM users WHERE last_seen_at >= $1) AS active_users
-FROM topups, captured, sold;
+FROM topups, captured, uncosted, sold;
 
 -- name: orders_by_state
 -- Orders placed in the period, by the state they are in now.
@@ -36,7 +43,8 @@ SELECT state, count(*) AS n FROM orders WHERE created_at >= $1 GROUP BY state OR
 
 -- name: daily_sales
 -- One row per day (UTC) of the last $1 days, today included, also for days without sales: the price of
--- orders delivered that day and the shop's revenue on them, from their captures in the ledger.
+-- orders delivered that day and the shop's revenue on them, from their captures in the ledger (the
+-- Fragment cost is the difference: a capture's price is its cost plus its revenue).
 WITH days AS (
     SELECT generate_series((now() AT TIME ZONE 'UTC')::date - ($1::int - 1), (now() AT TIME ZONE 'UTC')::date,
                            interval '1 day')::date AS day

@@ -181,6 +181,16 @@ function renderPanel(data) {
   $("#payments").innerHTML = `<tbody>${payments.join("") || '<tr><td class="none">none yet</td></tr>'}</tbody>`;
   const switches = data.switches;
   $("#armed").innerHTML = switches.armed.map((a) => `<li>${escape(a)}</li>`).join("") || "<li>nothing</li>";
+  const premium = Object.entries(switches.fragment_premium_ton).map(([m, ton]) => `${escape(m)} m ${escape(ton)}`);
+  $("#prices-now").innerHTML = `Fragment: ${escape(switches.fragment_ton_per_star)} TON per star; Premium ${premium.join(", ")} TON.
+    Heleket: ${switches.heleket_ton_usd == null ? "<b>no TON rate</b>" : `1 TON = ${escape(switches.heleket_ton_usd)} USD`}.`;
+  state.switches = switches;
+  if (!state.pricesShown) {  // the inputs start at what the emulators ask now
+    state.pricesShown = true;
+    $("#fragment-star-cost").ton.value = switches.fragment_ton_per_star;
+    $("#fragment-premium-cost").ton.value = switches.fragment_premium_ton[$("#fragment-premium-cost").months.value];
+    if (switches.heleket_ton_usd != null) $("#heleket-ton-rate").usd.value = switches.heleket_ton_usd;
+  }
   $("#webhooks-twice").checked = switches.heleket_duplicate_webhooks;
   $("#heleket-429").checked = switches.heleket_rate_limited;
 }
@@ -262,6 +272,29 @@ function setUpFaults(setup) {
     event.preventDefault();
     const seconds = Number(event.target.seconds.value || 0);
     flip({ kind: "fragment_latency", seconds }, `Fragment answers ${seconds} s late`);
+  });
+  $("#fragment-star-cost").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const ton = event.target.ton.value.trim();
+    flip({ kind: "fragment_ton_cost", ton }, `Fragment now asks ${ton} TON per star`);
+  });
+  $("#fragment-premium-cost").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const ton = event.target.ton.value.trim();
+    const months = Number(event.target.months.value);
+    flip({ kind: "fragment_ton_cost", ton, months }, `Fragment now asks ${ton} TON for ${months} months of Premium`);
+  });
+  $("#fragment-premium-cost").months.addEventListener("change", (event) => {
+    const asked = state.switches && state.switches.fragment_premium_ton[event.target.value];
+    if (asked) event.target.form.ton.value = asked;
+  });
+  $("#heleket-ton-rate").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const usd = event.target.usd.value.trim();
+    flip({ kind: "heleket_ton_rate", usd }, `Heleket now says 1 TON = ${usd} USD`);
+  });
+  $("#heleket-no-rate").addEventListener("click", () => {
+    flip({ kind: "heleket_ton_rate", usd: null }, "Heleket now gives no TON rate");
   });
   $("#webhooks-fail").addEventListener("submit", (event) => {
     event.preventDefault();
