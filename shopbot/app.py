@@ -32,6 +32,7 @@ from shopbot.admin.services import open_admin
 from shopbot.bot.dispatcher import BotServices, build_dispatcher
 from shopbot.bot.limits import BotLimits
 from shopbot.bot.notices import topup_notifier
+from shopbot.bot.routers.referral import bonus_notifier
 from shopbot.bot.poller import Poller
 from shopbot.bot.updates import UpdateHandler
 from shopbot.bot.webhook import WebhookReceiver
@@ -56,6 +57,7 @@ from shopbot.metrics import Metrics
 from shopbot.payments.heleket import HeleketClient
 from shopbot.payments.lookup import PaymentLookup
 from shopbot.payments.reconciler import Reconciler
+from shopbot.payments.referrals import Referrals
 from shopbot.payments.settle import Settlement
 from shopbot.payments.topup import TopUps
 from shopbot.redis_client import open_redis
@@ -162,7 +164,9 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         heleket = await stack.enter_async_context(open_heleket(config, circuits["heleket"]))
         ledger = Ledger(pool, config.shop.currency)
         texts = Texts()
-        settlement = Settlement(pool, ledger, config.heleket, notify=topup_notifier(bot, texts, pool))
+        referrals = Referrals(ledger, config.referral, notify=bonus_notifier(bot, texts, pool, ledger))
+        settlement = Settlement(pool, ledger, config.heleket, notify=topup_notifier(bot, texts, pool),
+                                referrals=referrals)
         # One lookup for the webhook, "Check payment" and the reconciler: they share what Heleket said.
         lookup = PaymentLookup(heleket, cache) if heleket is not None else None
         topups = TopUps(pool, heleket, config, settlement, cache, lookup=lookup)

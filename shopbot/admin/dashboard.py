@@ -19,6 +19,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from shopbot.admin.callbacks import AdminMenu, Dashboard
 from shopbot.admin.chart import render_sales_chart
 from shopbot.admin.keyboards import back_to_admin, keyboard
+from shopbot.admin.referrals import dashboard_lines as referral_lines
 from shopbot.admin.services import AdminServices
 from shopbot.bot.keyboards import button
 from shopbot.bot.notices import format_money
@@ -110,6 +111,7 @@ async def dashboard_text(t: Translator, pool: asyncpg.Pool, config: Config, admi
         t("admin-dash-revenue", sales=money(figures.sales), cost=money(figures.cost), revenue=money(figures.revenue)),
         *margin_lines(t, figures),
         t("admin-dash-users", new=figures.new_users, active=figures.active_users),
+        *await referral_lines(t, pool, config, since),
         "",
         t("admin-dash-wallet", ton=f"{wallet:.4f}" if wallet is not None else "—"),
         await cookie_line(t, pool, admin),

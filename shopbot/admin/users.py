@@ -21,6 +21,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
+from shopbot.admin import referrals
 from shopbot.admin.audit import record_audit
 from shopbot.admin.callbacks import Adjust, AdminFlow, AdminMenu, UserAction
 from shopbot.admin.dashboard import stamp
@@ -60,6 +61,7 @@ async def profile_text(t: Translator, pool: asyncpg.Pool, ledger: Ledger, config
         t("admin-user-seen", lang=user["language"], first=stamp(user["first_seen_at"]),
           last=stamp(user["last_seen_at"])),
         t("admin-user-balance", balance=money(balance.available), amount=money(balance.held)),
+        *await referrals.profile_lines(t, pool, config, user["id"]),
         "",
         t("admin-user-movements"),
     ]

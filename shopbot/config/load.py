@@ -235,6 +235,8 @@ def check_consistency(config: Config) -> list[str]:
         for months in PREMIUM_MONTHS:
             if pricing.premium_floor[months] > pricing.premium_ceiling[months]:
                 problems.append(f"pricing.premium_floor.{months}: must not exceed pricing.premium_ceiling.{months}")
+    if not config.referral.percent.is_finite() or not 0 <= config.referral.percent <= 100:
+        problems.append("referral.percent: must be between 0 and 100")
     if not config.fragment.low_balance_ton.is_finite() or config.fragment.low_balance_ton < 0:
         problems.append("fragment.low_balance_ton: must be zero or more")
     if config.shop.min_topup > config.shop.max_topup:

@@ -198,6 +198,17 @@ class PricingConfig(Section):
     quote_seconds: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 120.0
 
 
+class ReferralConfig(Section):
+    """Inviters earn a share of their invitees' top-ups, as ledger bonuses (percent checked in load)."""
+
+    # Off: /start links bind nobody, no bonus is paid, /referral says the programme is off.
+    enabled: bool = True
+    # Share of each credited top-up of an invitee paid to the inviter, rounded down to the cent.
+    percent: Decimal = Decimal("5")
+    # For how many months after the invitee joined their top-ups earn the inviter a bonus.
+    months: Annotated[int, msgspec.Meta(ge=1, le=120)] = 12
+
+
 class Config(Section):
     """The whole configuration, as `shopbot.toml` and the environment give it."""
 
@@ -217,3 +228,4 @@ class Config(Section):
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
     api: ApiConfig = ApiConfig()
     broadcast: BroadcastConfig = BroadcastConfig()
+    referral: ReferralConfig = ReferralConfig()

@@ -6,7 +6,8 @@ what to credit under the configured policies, credit through the ledger with the
 idempotency key, and store the new status. The event is recorded only in the transaction that acts on
 it, and `is_final` is part of its key: a non-final `paid` seen first cannot make the final one a
 duplicate. A duplicate event changes nothing; a status that disagrees with what we stored (another
-amount, currency or uuid) changes nothing and is flagged.
+amount, currency or uuid) changes nothing and is flagged. The inviter's referral bonus on a credit is
+posted in the credit's transaction (referrals.py), so it is paid exactly when the top-up is credited.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiogram.exceptions import TelegramAPIError
 from shopbot.config.schema import HeleketConfig
 from shopbot.db.queries import queries
 from shopbot.ledger import Ledger, MovementType, SystemAccount
+from shopbot.payments.referrals import Bonus, Referrals
 
 log = logging.getLogger(__name__)
 CREDITED_ON = {"paid", "paid_over"}
@@ -99,11 +101,13 @@ def decide_credit(state: PaymentState, config: HeleketConfig) -> tuple[Decimal |
 class Settlement:
     """Applies payment states to invoices and tells the user about a credit."""
 
-    def __init__(self, pool: asyncpg.Pool, ledger: Ledger, config: HeleketConfig, notify: Notify | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, ledger: Ledger, config: HeleketConfig, notify: Notify | None = None,
+                 referrals: Referrals | None = None) -> None:
         self.pool = pool
         self.ledger = ledger
         self.config = config
         self.notify = notify
+        self.referrals = referrals
 
     async def our_invoice(self, state: PaymentState) -> asyncpg.Record | Outcome:
         """The invoice `state` is about, as we stored it; UNKNOWN_INVOICE or MISMATCH (logged) when it is not
@@ -124,6 +128,7 @@ class Settlement:
         if isinstance(invoice, Outcome):
             return invoice
         credited: Credited | None = None
+        bonus: Bonus | None = None
         await self.ledger.open_accounts(invoice["user_id"], SystemAccount.HELEKET_CLEARING)
         raw = _json.encode(payload).decode()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -140,6 +145,13 @@ class Settlement:
                     source=SystemAccount.HELEKET_CLEARING, memo=f"Heleket {state.status} {state.uuid}", conn=conn)
                 if posted.applied:
                     credited = Credited(locked["user_id"], locked["id"], amount, locked["currency"], posted.available)
+            # The inviter's bonus rides on the credit's transaction: paid exactly when the top-up is credited,
+            # and only on a clean one (a flagged underpayment pays none).
+            if self.referrals is not None and credited is not None and attention is None:
+                bonus = await self.referrals.pay(conn, invoice_id=credited.invoice_id, invitee_id=credited.user_id,
+                                                 amount=credited.amount, currency=credited.currency)
+            elif self.referrals is not None and state.status.startswith("refund"):
+                await self.referrals.flag_refund(conn, locked["id"], state.status)
             await queries.invoices.apply_invoice_status(
                 conn, locked["id"], state.uuid, state.status, state.is_final, state.payer_currency,
                 state.payer_amount, state.payment_amount, credited.amount if credited else None, attention, raw)
@@ -156,6 +168,8 @@ class Settlement:
                 log.warning("could not tell user %s about their top-up: %s", credited.user_id, exc.message)
             except Exception:  # noqa: BLE001 - the money is in; a failed message must not undo that
                 log.exception("could not tell user %s about their top-up", credited.user_id)
+        if bonus is not None and self.referrals is not None:
+            await self.referrals.tell(bonus)
         return Outcome.CREDITED
 
 

@@ -14,7 +14,9 @@ WITH entries AS (
     FROM orders o
     WHERE o.user_id = $1
     UNION ALL
-    SELECT m.type, m.id, NULL, NULL, NULL, sum(l.amount), a.currency, NULL, m.created_at
+    -- A referral bonus (reference 'referral:invoice:<id>', shopbot/payments/referrals.py) is told apart.
+    SELECT CASE WHEN m.type = 'bonus' AND m.reference LIKE 'referral:%' THEN 'referral_bonus' ELSE m.type END,
+           m.id, NULL, NULL, NULL, sum(l.amount), a.currency, NULL, m.created_at
     FROM accounts a
     JOIN ledger l ON l.account_id = a.id
     JOIN movements m ON m.id = l.movement_id

@@ -43,8 +43,8 @@ def entry_text(t: Translator, row: asyncpg.Record) -> str:
             what = t("order-what-premium", months=row["quantity"], recipient=row["recipient"])
         key = ORDER_STATE_TEXT.get(row["state"], "history-order-pending")
         return t(key, id=row["id"], what=Markup(what), price=format_money(row["amount"], row["currency"]))
-    key = {"recharge": "history-topup", "bonus": "history-bonus", "refund": "history-refund",
-           "purchase": "history-purchase"}.get(row["kind"], "history-adjustment")
+    key = {"recharge": "history-topup", "bonus": "history-bonus", "referral_bonus": "history-referral-bonus",
+           "refund": "history-refund", "purchase": "history-purchase"}.get(row["kind"], "history-adjustment")
     return t(key, amount=signed_money(row["amount"], row["currency"]))
 
 
