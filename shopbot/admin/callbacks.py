@@ -9,7 +9,7 @@ BROADCAST_NEW = "adm_bc:new"  # handled by the broadcast flow
 
 
 class AdminMenu(CallbackData, prefix="adm"):
-    """home, dash, users, attention, maint, prices."""
+    """home, dash, users, attention, maint, prices, promo."""
 
     action: str
 
@@ -41,9 +41,16 @@ class PriceAction(CallbackData, prefix="adm_p"):
     item: str  # star, 3, 6, 12, reset
 
 
+class PromoAction(CallbackData, prefix="adm_pc"):
+    action: str  # new, toggle, edit
+    code_id: int  # 0 for new
+
+
 class AdminFlow(StatesGroup):
     user_query = State()  # an id or @username to look up
     adjust_amount = State()
     adjust_reason = State()
     maintenance_text = State()
     price = State()
+    promo_code = State()  # the one message that creates a promo code
+    promo_limits = State()  # a code's new uses, uses per user and expiry

@@ -20,6 +20,7 @@ def admin_menu(t: Translator) -> InlineKeyboardMarkup:
         [item("admin-menu-users", "users"), item("admin-menu-attention", "attention")],
         [button(t, "admin-menu-broadcast", BROADCAST_NEW)],
         [item("admin-menu-maintenance", "maint"), item("admin-menu-prices", "prices")],
+        [item("admin-menu-promo", "promo")],
     ])
 
 

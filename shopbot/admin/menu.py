@@ -13,7 +13,7 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from shopbot.admin import attention, dashboard, maintenance, prices, users
+from shopbot.admin import attention, dashboard, maintenance, prices, promo, users
 from shopbot.admin.access import IsAdmin
 from shopbot.admin.callbacks import AdminFlow, AdminMenu
 from shopbot.admin.keyboards import admin_menu
@@ -42,6 +42,6 @@ def build_router(admin_ids: tuple[int, ...]) -> Router:
     router = Router(name=__name__)
     router.message.register(on_admin_command, Command("admin"), is_admin)
     router.callback_query.register(on_admin_home, AdminMenu.filter(F.action == "home"), is_admin)
-    for module in (dashboard, users, attention, maintenance, prices):
+    for module in (dashboard, users, attention, maintenance, prices, promo):
         router.include_router(module.build_router(is_admin))
     return router

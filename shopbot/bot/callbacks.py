@@ -6,6 +6,6 @@ from aiogram.filters.callback_data import CallbackData
 
 
 class Menu(CallbackData, prefix="menu"):
-    """A main-menu button: home, balance, topup, stars, premium, history, language, help, referral."""
+    """A main-menu button: home, balance, topup, stars, premium, history, language, help, promo, referral."""
 
     action: str

@@ -7,7 +7,7 @@ from aiogram.types import BotCommand
 
 from shopbot.locales import DEFAULT_LANGUAGE, LANGUAGES, Texts
 
-COMMANDS = ("start", "balance", "recharge", "buy_stars", "premium", "history", "referral", "language", "help",
+COMMANDS = ("start", "balance", "recharge", "buy_stars", "premium", "history", "referral", "promo", "language", "help",
             "paysupport")
 
 

@@ -18,7 +18,7 @@ from shopbot.bot.errors import error_handler
 from shopbot.bot.limits import BotLimits, PaymentLimits, UpdateLimits
 from shopbot.bot.middlewares import CommandsLeaveFlows, KnownUserMiddleware
 from shopbot.bot.routers import (
-    balance, fallback, help, history, language, premium, recharge, referral, stars, start,
+    balance, fallback, help, history, language, premium, promo, recharge, referral, stars, start,
 )
 from shopbot.cache import Cache
 from shopbot.config.schema import Config
@@ -87,4 +87,4 @@ def build_dispatcher(services: BotServices, storage: BaseStorage | None = None) 
 def flow_routers() -> list[Router]:
     """The user flows, each its own router module."""
     return [module.build_router() for module in (balance, recharge, history, language, help, stars, premium,
-                                                        referral)]
+                                                        promo, referral)]

@@ -7,7 +7,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from shopbot.bot.callbacks import Menu
 from shopbot.locales import Translator
 
-MENU_ROWS = (("balance", "topup"), ("stars", "premium"), ("history", "language"), ("referral", "help"))
+MENU_ROWS = (("balance", "topup"), ("stars", "premium"), ("history", "language"), ("referral", "promo"), ("help",))
 
 
 def button(t: Translator, key: str, data: str) -> InlineKeyboardButton:

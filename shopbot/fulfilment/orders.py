@@ -4,6 +4,9 @@
                      \\-> verifying -> completed | refunded | queued
     created / queued -> refunded                        (hold released)
 
+A discount from a promo code is spent in the transaction that places the order (whose price, and so
+its hold, is already the discounted total) and is the user's again in the transaction that refunds it.
+
 A state change and its ledger movement commit together. A hold is never released while a payment we
 signed for the order can still land (`prepared_until`): the refund itself refuses (PaymentMayLand), so
 no caller can forget to ask. Each transition names the states it may
@@ -26,6 +29,7 @@ import msgspec
 
 from shopbot.db.queries import queries
 from shopbot.errors import ShopbotError
+from shopbot.fulfilment.promo import Discount
 from shopbot.ledger import Ledger, SystemAccount
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,14 @@ class PaymentMayLand(ShopbotError):
         super().__init__(f"order {order_id}: a signed payment can still land until {until}; not refunded")
 
 
+class DiscountGone(ShopbotError):
+    """The discount the quote counted on was spent meanwhile (by another order): nothing was placed."""
+
+    def __init__(self, redemption_id: int) -> None:
+        self.redemption_id = redemption_id
+        super().__init__(f"promo redemption {redemption_id} is no longer available")
+
+
 class AlreadyPlaced(Exception):
     """This confirmation placed an order already; `order` is that one."""
 
@@ -95,10 +107,15 @@ class Orders:
         return Order.from_row(row) if row else None
 
     async def place(self, *, user_id: int, product: str, quantity: int, recipient: str, recipient_name: str,
-                    price: Decimal, currency: str, confirmation: str | None = None) -> Order:
+                    price: Decimal, currency: str, confirmation: str | None = None,
+                    discount: Discount | None = None) -> Order:
         """created → queued: the order row and the hold of its price commit together, or neither does
         (InsufficientFunds from the ledger leaves no order behind). A `confirmation` places at most one
-        order: a second attempt raises AlreadyPlaced with the first order, and holds nothing."""
+        order: a second attempt raises AlreadyPlaced with the first order, and holds nothing. With a
+        `discount`, `price` is its total and the discount is spent in the same transaction (DiscountGone,
+        and nothing placed, if it was spent already)."""
+        if discount is not None and price != discount.total:
+            raise ValueError(f"a discounted order's price is the discount's total, {discount.total}, not {price}")
         await self.ledger.open_accounts(user_id)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await queries.orders.insert_order(conn, user_id, product, quantity, recipient, recipient_name,
@@ -106,6 +123,11 @@ class Orders:
             if row is None:
                 existing = await queries.orders.order_by_confirmation(conn, user_id, confirmation)
                 raise AlreadyPlaced(Order.from_row(existing))
+            if discount is not None:
+                spent = await queries.promo.consume_discount(conn, discount.redemption_id, user_id, row["id"],
+                                                             discount.total + discount.amount, discount.amount)
+                if spent is None:
+                    raise DiscountGone(discount.redemption_id)
             await self.ledger.hold(user_id=user_id, amount=price, key=f"order:{row['id']}:hold",
                                    reference=f"order:{row['id']}", memo=f"{quantity} {product} for @{recipient}",
                                    conn=conn)
@@ -190,6 +212,7 @@ class Orders:
                 return None
             await self.ledger.release(user_id=order.user_id, amount=order.price, key=f"order:{order.id}:release",
                                       reference=f"order:{order.id}", memo=reason, conn=conn)
+            await queries.promo.restore_discount(conn, order.id)
         log.info("order %s refunded: %s", order.id, reason)
         return Order.from_row(row)
 

@@ -8,7 +8,8 @@ from decimal import Decimal
 from shopbot.config.schema import ShopConfig
 from shopbot.errors import ShopbotError
 from shopbot.fulfilment.fragment import BadRecipient, FragmentFailure, normalize_username
-from shopbot.fulfilment.orders import Order, Orders
+from shopbot.fulfilment.orders import DiscountGone, Order, Orders
+from shopbot.fulfilment.promo import Discount, best_discount
 from shopbot.fulfilment.recipients import LookupBusy, RecipientLookups
 from shopbot.ledger import InsufficientFunds, Ledger
 
@@ -28,7 +29,8 @@ class OrderRefused(ShopbotError):
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """A priced order for a recipient Fragment has confirmed: what the confirmation screen shows."""
+    """A priced order for a recipient Fragment has confirmed: what the confirmation screen shows. With a
+    `discount`, `price` is what the user pays (its total) and `list_price` what it would have cost."""
 
     product: str
     quantity: int
@@ -36,6 +38,11 @@ class Quote:
     recipient_name: str
     price: Decimal
     currency: str
+    discount: Discount | None = None
+
+    @property
+    def list_price(self) -> Decimal:
+        return self.price + self.discount.amount if self.discount is not None else self.price
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +101,22 @@ class Shopfront:
             raise OrderRefused("unavailable", "Fragment cannot be reached right now; please try again soon") from exc
         if recipient is None:
             raise OrderRefused("recipient_not_found", f"Fragment knows no Telegram user @{normalize_username(username)}")
-        return Quote(product, quantity, recipient.username, recipient.name, price, self.config.currency)
+        # The buyer's best unspent promo discount comes off here; it is spent only when the order is placed.
+        discount = await best_discount(self.orders.pool, user_id, price) if user_id is not None else None
+        return Quote(product, quantity, recipient.username, recipient.name,
+                     discount.total if discount is not None else price, self.config.currency, discount)
 
     async def place(self, user_id: int, quote: Quote, confirmation: str | None = None) -> Order:
         """Hold the price and queue the order; the exact shortfall when the balance does not cover it.
-        With a confirmation, a second call raises AlreadyPlaced instead of buying again."""
+        With a confirmation, a second call raises AlreadyPlaced instead of buying again. A quote whose
+        discount was spent meanwhile is refused ("discount_gone"): it must be quoted again."""
         try:
             return await self.orders.place(user_id=user_id, product=quote.product, quantity=quote.quantity,
                                            recipient=quote.recipient, recipient_name=quote.recipient_name,
-                                           price=quote.price, currency=quote.currency, confirmation=confirmation)
+                                           price=quote.price, currency=quote.currency, confirmation=confirmation,
+                                           discount=quote.discount)
+        except DiscountGone:
+            raise OrderRefused("discount_gone", "your promo discount was used by another order") from None
         except InsufficientFunds:
             available = (await self.ledger.balance(user_id)).available
             shortfall = quote.price - available

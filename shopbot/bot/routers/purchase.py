@@ -41,6 +41,7 @@ from shopbot.config.schema import Config
 from shopbot.fulfilment.fragment import BadRecipient, normalize_username
 from shopbot.fulfilment.orders import AlreadyPlaced
 from shopbot.fulfilment.products import OrderRefused, Quote, Shopfront
+from shopbot.fulfilment.promo import Discount
 from shopbot.ledger import Ledger
 from shopbot.locales import Markup, Translator
 
@@ -242,7 +243,7 @@ async def offer(event: Message | CallbackQuery, t: Translator, state: FSMContext
     await state.update_data({PENDING: {
         "token": token, "at": time.time(), "product": quote.product, "quantity": quote.quantity,
         "recipient": quote.recipient, "recipient_name": quote.recipient_name, "price": str(quote.price),
-        "currency": quote.currency,
+        "currency": quote.currency, "discount": discount_data(quote.discount),
     }})
     after = t("purchase-balance-after", balance=format_money(available - quote.price, quote.currency))
     await screen.edit_text(f"{heading}{summary(t, quote)}\n{after}\n\n{t('purchase-check')}", reply_markup=keyboard(
@@ -252,10 +253,32 @@ async def offer(event: Message | CallbackQuery, t: Translator, state: FSMContext
 
 
 def summary(t: Translator, quote: Quote) -> str:
-    """What, for whom (the name as Fragment found it), and the price."""
-    return t("purchase-summary", what=describe(t, quote.product, quote.quantity),
+    """What, for whom (the name as Fragment found it), and the price; with a promo discount, the price,
+    the discount and the total the user pays."""
+    text = t("purchase-summary", what=describe(t, quote.product, quote.quantity),
              name=quote.recipient_name or quote.recipient, recipient=quote.recipient,
-             price=format_money(quote.price, quote.currency))
+             price=format_money(quote.list_price, quote.currency))
+    if quote.discount is None:
+        return text
+    return "\n".join((text, t("promo-summary-discount", code=quote.discount.code,
+                                percent=f"{quote.discount.percent.normalize():f}",
+                                discount=format_money(quote.discount.amount, quote.currency)),
+                       t("promo-summary-total", total=format_money(quote.price, quote.currency))))
+
+
+def discount_data(discount: Discount | None) -> dict[str, Any] | None:
+    """A quote's discount as the FSM data keeps it (strings: amounts stay exact)."""
+    if discount is None:
+        return None
+    return {"redemption_id": discount.redemption_id, "code": discount.code, "percent": str(discount.percent),
+            "amount": str(discount.amount), "total": str(discount.total)}
+
+
+def discount_from(data: dict[str, Any] | None) -> Discount | None:
+    if not data:
+        return None
+    return Discount(int(data["redemption_id"]), str(data["code"]), Decimal(data["percent"]), Decimal(data["amount"]),
+                    Decimal(data["total"]))
 
 
 def shortfall_text(t: Translator, quote: Quote, available: Decimal) -> str:
@@ -314,7 +337,7 @@ async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state:
     # Claimed: this handler alone places the order. The quote leaves the FSM data first.
     await state.update_data({PENDING: None, SPENT: token})
     quote = Quote(pending["product"], pending["quantity"], pending["recipient"], pending["recipient_name"],
-                  Decimal(pending["price"]), pending["currency"])
+                  Decimal(pending["price"]), pending["currency"], discount_from(pending.get("discount")))
     try:
         # The token also goes to the database, which places one order per confirmation whatever happened
         # to the claim above (a lost Redis, a storage that is not shared between instances).
@@ -323,6 +346,10 @@ async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state:
         callback_answer.text, callback_answer.show_alert = t("purchase-already-ordered"), True
         return
     except OrderRefused as refused:
+        if refused.reason == "discount_gone":  # spent by another order meanwhile: quoted again without it
+            await offer(query, t, state, shopfront, ledger, quote.product, quote.quantity, quote.recipient,
+                        callback_answer, note=t("promo-discount-gone", code=quote.discount.code if quote.discount else ""))
+            return
         if refused.reason == "insufficient_funds" and refused.shortfall is not None:
             await show(query, shortfall_text(t, quote, quote.price - refused.shortfall),
                        shortfall_keyboard(t, quote.product))
