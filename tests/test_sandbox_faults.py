@@ -222,3 +222,29 @@ async def test_the_page_price_controls_move_the_emulators_as_clicked(tmp_path: P
         await expect(now).to_contain_text("1 TON = 3.75 USD", timeout=WAIT_MS)
         [usd] = [r["course"] for r in (await ton_usd(urls)).json()["result"] if r["to"] == "USD"]
         assert Decimal(usd) == Decimal("3.75")
+
+
+async def test_a_second_test_user_joins_through_the_first_ones_link_and_the_sample_promo_code_credits(
+        tmp_path: Path) -> None:
+    async with sandbox_api(tmp_path) as http:
+        setup = (await http.get("/setup")).json()
+        assert set(setup["promo_codes"]) == {"SANDBOX", "SAVE10"}
+        ada = (await http.post("/users", json={"first_name": "Ada"})).json()["id"]
+        too_early = await http.post(f"/users/{ada}/invitee", json={"first_name": "Boris"})
+        assert too_early.status_code == 409 and "send /start first" in too_early.json()["error"]
+
+        await bot_says(http, ada, "", after=await say(http, ada, "/start"))
+        boris = await http.post(f"/users/{ada}/invitee", json={"first_name": "Boris", "language_code": "ru"})
+        assert boris.status_code == 201
+        boris_id = boris.json()["id"]
+        started = (await http.get(f"/chats/{boris_id}/messages")).json()["messages"]
+        assert started[0]["from"] == "user" and re.search(r"/start</a> r[A-Za-z0-9]{8}$", started[0]["html"])
+        await bot_says(http, boris_id, "")  # the welcome
+        await bot_says(http, ada, "Someone just joined through your link")
+        joined = await bot_says(http, ada, "Joined through your link: 1", after=await say(http, ada, "/referral"))
+        assert "t.me/" in joined["html"]
+
+        await bot_says(http, ada, "SANDBOX", after=await say(http, ada, "/promo sandbox"))
+        with anyio.fail_after(20):
+            while await balance(http, ada) != "1.00 USD":
+                await anyio.sleep(0.1)

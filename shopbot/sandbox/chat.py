@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from shopbot.app import RunningShop
 from shopbot.bot.notices import format_money
+from shopbot.payments.referrals import PAYLOAD_PREFIX, referral_code
 from shopbot.sandbox.fragment import ENDPOINTS, UNKNOWN_USER_ANSWERS, FragmentEmulator
 from shopbot.sandbox.fragment_wire import STATUS_OF
 from shopbot.sandbox.fragment_orders import PREMIUM_MONTHS
@@ -40,6 +41,8 @@ from shopbot.sandbox.telegram_wire import InlineKeyboardButton, Message, Message
 STATIC = Path(__file__).parent / "static"
 FIRST_USER_ID = 100_000_001
 UNKNOWN_USERNAME = "nobody_here"  # the one username nobody has on the sandbox's Fragment
+# Promo codes the sandbox creates at start (run.py): a credit and a discount.
+SAMPLE_PROMO_CODES = {"SANDBOX": "adds 1.00 to the balance", "SAVE10": "takes 10 % off the next purchase, at most 1.00"}
 # Where the emulated Heleket says its hosted payment page is; the chat opens its own /pay page instead.
 HELEKET_PAGE = re.compile(r"https://pay\.heleket\.com/pay/([0-9a-f-]{36})")
 HOP_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length",
@@ -232,6 +235,7 @@ class ChatPage:
             Route("/setup", self.get_setup, methods=["GET"]),
             Route("/users", self.post_user, methods=["POST"]),
             Route("/users/{user_id:int}", self.put_user, methods=["PUT"]),
+            Route("/users/{user_id:int}/invitee", self.post_invitee, methods=["POST"]),
             Route("/chats/{user_id:int}/messages", self.get_messages, methods=["GET"]),
             Route("/chats/{user_id:int}/messages", self.post_message, methods=["POST"]),
             Route("/chats/{user_id:int}/press", self.post_press, methods=["POST"]),
@@ -270,12 +274,26 @@ class ChatPage:
             "users": [self.user_view(user_id) for user_id in sorted(self.telegram.users)],
             "fragment_endpoints": list(ENDPOINTS), "fragment_codes": sorted(STATUS_OF),
             "fragment_unknown_user_answers": list(UNKNOWN_USER_ANSWERS), "unknown_username": UNKNOWN_USERNAME,
+            "promo_codes": SAMPLE_PROMO_CODES,
         })
 
     async def post_user(self, request: Request) -> Response:
         asked = decode(await request.body(), NewUser)
         user_id = max([FIRST_USER_ID - 1, *self.telegram.users]) + 1
         self.add(user_id, asked)
+        return JSONResponse(self.user_view(user_id), status_code=201)
+
+    async def post_invitee(self, request: Request) -> Response:
+        """A new test user who opens the bot through this user's referral link (`/start <payload>`)."""
+        inviter = self.known_user(request)
+        asked = decode(await request.body(), NewUser)
+        try:
+            code = await referral_code(self.shop.pool, inviter)
+        except LookupError:
+            raise fail(409, f"test user {inviter} has not talked to the bot yet: send /start first") from None
+        user_id = max([FIRST_USER_ID - 1, *self.telegram.users]) + 1
+        self.add(user_id, asked)
+        self.telegram.send_text(user_id, f"/start {PAYLOAD_PREFIX}{code}")
         return JSONResponse(self.user_view(user_id), status_code=201)
 
     async def put_user(self, request: Request) -> Response:

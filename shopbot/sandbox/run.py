@@ -17,12 +17,14 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+import asyncpg
 import msgspec
 from anyio.abc import TaskStatus
 
 from shopbot.app import RunningShop, run_shop, watch_signals
 from shopbot.config.schema import Config, WebConfig
 from shopbot.config.secret import Secret
+from shopbot.db.queries import queries
 from shopbot.lifecycle import Lifecycle
 from shopbot.sandbox.chat import UNKNOWN_USERNAME, ChatPage
 from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
@@ -90,6 +92,13 @@ def free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
+async def add_sample_promo_codes(pool: asyncpg.Pool) -> None:
+    """The sample codes, once (a name already taken is left as it is, so a restarted sandbox keeps its uses)."""
+    await queries.promo.create_code(pool, "SANDBOX", "credit", Decimal("1.00"), None, None, 1000, 1, None, None)
+    await queries.promo.create_code(pool, "SAVE10", "discount", None, Decimal("10"), Decimal("1.00"), 1000, 1,
+                                    None, None)
+
+
 async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080, base: Config | None = None,
                       lifecycle: Lifecycle | None = None,
                       task_status: TaskStatus[SandboxUrls] = anyio.TASK_STATUS_IGNORED) -> int:
@@ -117,6 +126,7 @@ async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080,
                 shop_done.set()
 
         running = await group.start(shop)
+        await add_sample_promo_codes(running.pool)
         shop_url = f"http://{host}:{running.web_port}"
         chat = ChatPage(telegram=emulators.telegram, heleket=emulators.heleket, fragment=emulators.fragment,
                         shop=running, shop_url=shop_url)

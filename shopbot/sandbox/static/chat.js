@@ -63,6 +63,7 @@ function pickUser(user) {
   $("#text").disabled = false;
   $("#send").disabled = false;
   $("#text").focus();
+  $("#inviter-name").textContent = user.first_name;
   renderUsers();
   refreshMessages();
   refreshPanel();
@@ -73,8 +74,10 @@ async function createUser(event) {
   const form = event.target;
   const body = { first_name: form.first_name.value.trim(), language_code: form.language_code.value };
   if (form.username.value.trim()) body.username = form.username.value.trim();
+  const inviter = form.invited.checked ? state.user : null;
   await once("create", async () => {
-    const user = await api("POST", "/users", body);
+    const user = await api("POST", inviter ? `/users/${inviter.id}/invitee` : "/users", body);
+    if (inviter) toast(`${user.first_name} opened the bot through ${inviter.first_name}'s referral link`);
     state.users.push(user);
     form.reset();
     pickUser(user);
@@ -341,6 +344,8 @@ async function startChat() {
   $("#bot-name").textContent = `${setup.bot.name} (@${setup.bot.username})`;
   state.users = setup.users;
   setUpFaults(setup);
+  $("#promo-codes").innerHTML = Object.entries(setup.promo_codes)
+    .map(([code, what]) => `<code>${escape(code)}</code> ${escape(what)}`).join("; ");
   renderUsers();
   const remembered = state.users.find((u) => String(u.id) === localStorage.getItem("sandbox-user"));
   if (remembered) pickUser(remembered);
