@@ -20,39 +20,72 @@ _json = msgspec.json.Encoder()
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, extra fields, exception text."""
+class Redactor:
+    """The secrets to blank, longest first (so a secret that contains another is blanked whole). Secrets
+    learnt at run time (fresh Fragment cookies) are added with `add`; the set is replaced, never mutated, so a
+    formatter in another thread always sees a whole one."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return _json.encode(entry).decode()
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: tuple[str, ...] = ()
+        self.add(secrets)
 
+    def add(self, secrets: Iterable[str]) -> None:
+        known = set(self.secrets) | {s for s in secrets if len(s) >= 4}
+        self.secrets = tuple(sorted(known, key=len, reverse=True))
 
-class RedactingFormatter(logging.Formatter):
-    """Wraps a formatter and blanks every known secret in what it produced, tracebacks included."""
-
-    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.inner = inner
-        # Longest first, so a secret that contains another is blanked whole.
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = self.inner.format(record)
+    def __call__(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, extra fields, exception text. Every text is
+    redacted before it is encoded: encoding escapes quotes, backslashes and control characters, after which
+    a secret containing one of them would no longer be found in the line."""
+
+    def __init__(self, redact: Redactor | None = None) -> None:
+        super().__init__()
+        self.redact = redact or Redactor()
+
+    def format(self, record: logging.LogRecord) -> str:
+        redact = self.redact
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                if isinstance(value, (int, float, bool, type(None))):
+                    entry[key] = value
+                else:
+                    entry[key] = redact(value if isinstance(value, str) else repr(value))
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return _json.encode(entry).decode()
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wraps a text formatter and blanks every known secret in what it produced, tracebacks included."""
+
+    def __init__(self, inner: logging.Formatter, redact: Redactor) -> None:
+        super().__init__()
+        self.inner = inner
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(self.inner.format(record))
+
+
+_installed = Redactor()  # the redactor of the handler configure_logging installed
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Secrets learnt at run time (fresh Fragment cookies): blanked in every line from now on."""
+    _installed.add(secrets)
 
 
 def choose_format(config: LogConfig, stream: Any) -> str:
@@ -64,13 +97,16 @@ def choose_format(config: LogConfig, stream: Any) -> str:
 
 def configure_logging(config: LogConfig, secrets: Iterable[str] = (), stream: Any = None) -> None:
     """Install the root handler; call once at start-up, again to change the secrets redacted."""
+    global _installed
     stream = stream or sys.stderr
+    _installed = Redactor(secrets)
     if choose_format(config, stream) == "json":
-        inner: logging.Formatter = JsonFormatter()
+        formatter: logging.Formatter = JsonFormatter(_installed)
     else:
-        inner = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        text = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        formatter = RedactingFormatter(text, _installed)
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter(inner, secrets))
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, "shopbot", False):

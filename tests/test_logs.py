@@ -68,3 +68,34 @@ def test_noisy_library_loggers_are_quieter_than_ours() -> None:
     logging.getLogger("aiogram.event").info("Update id=1 is handled")
     logging.getLogger("shopbot.test").info("shop line")
     assert "shop line" in out.getvalue() and "Update id=1" not in out.getvalue()
+
+
+@pytest.mark.parametrize("secret", ['pa"ss\\word', "пароль-секрет", "tab\there\nnewline", 'stel_token="x\\y"'])
+def test_a_secret_that_json_would_escape_is_still_blanked(secret: str) -> None:
+    out = io.StringIO()
+    configure_logging(LogConfig(format="json"), secrets=[secret], stream=out)
+    log = logging.getLogger("shopbot.test")
+    log.warning("cookies %s rejected", secret, extra={"detail": f"sent {secret}", "thing": [secret]})
+    try:
+        raise ValueError(secret)
+    except ValueError:
+        log.exception("boom")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0]["message"] == "cookies ******** rejected" and lines[0]["detail"] == "sent ********"
+    assert all(secret not in json.dumps(line, ensure_ascii=False) for line in lines)
+    assert secret not in out.getvalue() and json.dumps(secret)[1:-1] not in out.getvalue()
+    assert "********" in lines[1]["exception"]
+
+
+def test_cookies_learnt_at_run_time_are_blanked_from_then_on() -> None:
+    from shopbot.config.secret import Secret
+    from shopbot.fulfilment.assemble import Fulfilment
+
+    out = io.StringIO()
+    configure_logging(LogConfig(format="text"), stream=out)
+    fresh = "stel_ssid=ssid-value-1; stel_token=token-value-2"
+    nothing_selling = Fulfilment(None, None, None, None, None, None, None)  # type: ignore[arg-type]
+    nothing_selling.use_cookies(Secret(fresh))
+    logging.getLogger("shopbot.test").warning("header %s; token alone token-value-2", fresh)
+    assert "ssid-value-1" not in out.getvalue() and "token-value-2" not in out.getvalue()
+    assert "header ********; token alone ********" in out.getvalue()

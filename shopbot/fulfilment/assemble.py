@@ -25,6 +25,7 @@ from shopbot.guard.circuit import CircuitBreaker
 from shopbot.ledger import Ledger
 from shopbot.lifecycle import Lifecycle
 from shopbot.locales import Texts
+from shopbot.logs import add_secrets
 from shopbot.metrics import Metrics
 from shopbot.payments.heleket import HeleketClient
 
@@ -46,7 +47,10 @@ class Fulfilment:
     lookups: RecipientLookups | None = None  # recipient lookups, with clients of their own
 
     def use_cookies(self, cookies: Secret) -> None:
-        """Fresh Fragment cookies for every client: the payer's and each lookup client."""
+        """Fresh Fragment cookies for every client: the payer's and each lookup client. They are secrets from
+        now on: the header and each cookie's value are blanked in every log line."""
+        header = cookies.reveal()
+        add_secrets([header, *(part.partition("=")[2].strip() for part in header.split(";"))])
         if self.client is not None:
             self.client.use_cookies(cookies)
         if self.lookups is not None:

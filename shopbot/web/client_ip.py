@@ -28,7 +28,9 @@ def client_ip(request: Request, trusted_proxies: tuple[Network, ...]) -> str:
     peer = request.client.host if request.client else ""
     if not trusted_proxies or not _in(peer, trusted_proxies):
         return peer
-    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    # Every X-Forwarded-For line counts, in order: a proxy may add its own line rather than append to one.
+    lines = request.headers.getlist("x-forwarded-for")
+    hops = [hop.strip() for line in lines for hop in line.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not _in(hop, trusted_proxies):
             return hop
