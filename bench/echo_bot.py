@@ -46,7 +46,8 @@ async def main(api_base: str, token: str, poll_timeout: int) -> None:
                     return
 
         group.start_soon(watch_signals)
-        poller = Poller(UpdateHandler(bot, dispatcher, Metrics()), lifecycle, Texts(), poll_timeout=poll_timeout)
+        poller = Poller(UpdateHandler(bot, dispatcher, Metrics()), lifecycle, Texts(), poll_timeout=poll_timeout,
+                        max_concurrent=50)
         await group.start(poller.run)
         print("echo bot ready", flush=True)
 

@@ -132,6 +132,7 @@ def write_shop_config(folder: Path, *, telegram_port: int, web_port: int, databa
         "database": {"url": database_url, "embedded_dir": str(embedded_dir or folder / "pg"),
                      "pool_min": 2, "pool_max": 10},
         "web": {"host": "127.0.0.1", "port": web_port, "public_url": web},
+        "metrics": {"port": 0},  # a free port: bench shops never clash with each other or a running shop
         "log": {"format": "json", "level": "INFO"},
         "shutdown": {"grace_seconds": 10},
         "rate_limit": {"messages_per_minute": HUGE, "operations_per_minute": HUGE, "payments_per_minute": HUGE,

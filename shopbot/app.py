@@ -31,7 +31,7 @@ from shopbot.admin.broadcast_sender import BroadcastSender
 from shopbot.admin.services import open_admin
 from shopbot.bot.dispatcher import BotServices, build_dispatcher
 from shopbot.bot.limits import BotLimits
-from shopbot.bot.notices import topup_notifier
+from shopbot.bot.notices import admin_alert, topup_notifier
 from shopbot.bot.routers.referral import bonus_notifier
 from shopbot.bot.poller import Poller
 from shopbot.bot.updates import UpdateHandler
@@ -64,7 +64,7 @@ from shopbot.redis_client import open_redis
 from shopbot.stats import shop_stats
 from shopbot.supervisor import ServiceFn, Supervisor
 from shopbot.web.api import api_routes
-from shopbot.web.app import build_web_app
+from shopbot.web.app import build_metrics_app, build_web_app
 from shopbot.web.asgi import serve_asgi
 from shopbot.web.health import HealthChecks
 from shopbot.web.client_ip import parse_networks
@@ -92,6 +92,7 @@ class RunningShop:
     fulfilment: Fulfilment
     link: RedisLink
     repricer: Repricer | None = None  # [pricing] mode = "auto" only
+    metrics_port: int = 0  # Prometheus's private listener ([metrics] port; the bound one when that is 0)
 
 
 @contextlib.asynccontextmanager
@@ -140,9 +141,8 @@ def build_health(lifecycle: Lifecycle, pool: asyncpg.Pool, bot: Bot, redis: Redi
         health.checks["redis"] = redis.ping
     for name, breaker in circuits.items():
         health.circuits[name] = breaker.state
-    wallet = fulfilment.wallet
-    if wallet is not None:
-        health.facts["wallet_ton"] = lambda: None if wallet.balance is None else f"{wallet.balance:.4f}"
+    # No money figures here (the wallet's balance, what users are owed): /health/detailed is on the public
+    # port, so they are only in /metrics, on its private listener.
     return health
 
 
@@ -191,10 +191,13 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         receiver: WebhookReceiver | None = None
         if config.telegram.mode == "webhook":
             receiver = WebhookReceiver(updates, lifecycle, texts, url=telegram_webhook_url(config),
-                                       secret=config.telegram.webhook_secret)
+                                       secret=config.telegram.webhook_secret,
+                                       max_concurrent=config.telegram.max_concurrent_updates,
+                                       circuit=circuits["telegram"])
             telegram_service: ServiceFn = receiver.run
         else:
-            telegram_service = Poller(updates, lifecycle, texts, poll_timeout=config.telegram.poll_timeout).run
+            telegram_service = Poller(updates, lifecycle, texts, poll_timeout=config.telegram.poll_timeout,
+                                      max_concurrent=config.telegram.max_concurrent_updates).run
 
         metrics.refreshers.append(shop_stats(pool, metrics, list(circuits.values())))
         metrics.refreshers.append(admin.margins.gauge(metrics))
@@ -204,32 +207,42 @@ async def run_shop(config: Config, lifecycle: Lifecycle, *,
         guard = Middleware(WebhookGuard, limiter=limiter, per_minute=config.rate_limit.webhook_per_minute,
                            burst=config.rate_limit.burst, trusted_proxies=parse_networks(config.web.trusted_proxies),
                            metrics=metrics)
-        web = build_web_app(build_health(lifecycle, pool, bot, redis, fulfilment, circuits), metrics, routes, [guard])
+        health = build_health(lifecycle, pool, bot, redis, fulfilment, circuits)
+        web = build_web_app(health, metrics, routes, [guard])
 
         async with anyio.create_task_group() as group:
-            supervisor = Supervisor(config.supervisor, lifecycle, metrics, group)
+            # Only the web server, Telegram, the reconciler and the order worker are needed to take money and
+            # deliver; the rest is optional: if it cannot start or keeps crashing it is turned off and reported.
+            supervisor = Supervisor(config.supervisor, lifecycle, metrics, group,
+                                    alert=admin_alert(bot, config.telegram.admin_ids))
+            health.services = supervisor.report
             web_port = await supervisor.start("web", partial(
                 serve_asgi, web, host=config.web.host, port=config.web.port,
                 shutdown_trigger=lifecycle.wait_stopping, graceful_seconds=config.shutdown.grace_seconds,
                 tls_cert=config.web.tls_cert, tls_key=config.web.tls_key,
             ))
+            metrics_port = await supervisor.start("metrics", partial(
+                serve_asgi, build_metrics_app(metrics), host=config.metrics.host, port=config.metrics.port,
+                shutdown_trigger=lifecycle.wait_stopping, graceful_seconds=config.shutdown.grace_seconds,
+            ), optional=True) or 0  # a taken metrics port is reported; the shop still sells
             await supervisor.start("telegram", telegram_service)
             if reconciler is not None:
                 await supervisor.start("reconciler", reconciler.run)
             if fulfilment.worker is not None and fulfilment.wallet is not None:
                 await supervisor.start("orders", fulfilment.worker.run)
-                await supervisor.start("wallet", fulfilment.wallet.run)
+                await supervisor.start("wallet", fulfilment.wallet.run, optional=True)
             if refresher is not None:
-                await supervisor.start("cookies", refresher.run)
+                await supervisor.start("cookies", refresher.run, optional=True)
             if repricer is not None:
-                await supervisor.start("pricing", repricer.run)
+                await supervisor.start("pricing", repricer.run, optional=True)
             await supervisor.start("broadcast", BroadcastSender(pool, bot, texts, config.broadcast, lifecycle,
-                                                                metrics).run)
+                                                                metrics).run, optional=True)
             lifecycle.ready = True
             metrics.ready.set(1)
             log.info("shop ready: web on http://%s:%d", config.web.host, web_port)
+            log.info("metrics on http://%s:%d/metrics", config.metrics.host, metrics_port)
             task_status.started(RunningShop(config, lifecycle, metrics, pool, bot, supervisor, web_port, ledger,
-                                            topups, reconciler, fulfilment, link, repricer))
+                                            topups, reconciler, fulfilment, link, repricer, metrics_port))
             await lifecycle.stopping.wait()
             metrics.ready.set(0)
             # Services drain on their own; whatever still runs at the grace deadline is cancelled.

@@ -25,6 +25,10 @@ class Metrics:
         self.service_crashes = Counter(
             "shopbot_service_crashes", "Crashes of a supervised service.", ["service"], registry=r
         )
+        self.service_up = Gauge(
+            "shopbot_service_up", "1 while a service runs; 0 while it restarts, is stopped or is off (an optional "
+            "service that could not start or kept crashing).", ["service"], registry=r
+        )
         self.updates = Counter("telegram_bot_updates", "Telegram updates handled.", registry=r)
         self.messages = Counter("telegram_bot_messages", "Messages received from users.", registry=r)
         self.errors = Counter("telegram_bot_errors", "Errors by kind.", ["kind"], registry=r)

@@ -14,8 +14,8 @@ import msgspec
 
 from shopbot.app import RunningShop, run_shop
 from shopbot.config.schema import (
-    Config, DatabaseConfig, FragmentConfig, HeleketConfig, RateLimitConfig, ShutdownConfig, SupervisorConfig, TelegramConfig,
-    WebConfig,
+    Config, DatabaseConfig, FragmentConfig, HeleketConfig, MetricsConfig, RateLimitConfig, ShutdownConfig,
+    SupervisorConfig, TelegramConfig, WebConfig,
 )
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
@@ -42,6 +42,18 @@ class ShopUnderTest:
     def lifecycle(self) -> Lifecycle:
         return self.shop.lifecycle
 
+    @property
+    def metrics_url(self) -> str:
+        """/metrics on the shop's private metrics listener (not the public web port)."""
+        return f"http://127.0.0.1:{self.shop.metrics_port}/metrics"
+
+    async def scrape(self) -> str:
+        """What Prometheus would read from the metrics listener."""
+        async with httpx.AsyncClient() as client:
+            response = await client.get(self.metrics_url)
+        response.raise_for_status()
+        return response.text
+
 
 UNLIMITED = RateLimitConfig(messages_per_minute=100_000, operations_per_minute=100_000,
                             payments_per_minute=100_000, global_messages_per_minute=1_000_000,
@@ -53,6 +65,7 @@ def shop_config(database_url: str, telegram_port: int, **overrides: object) -> C
         telegram=TelegramConfig(token=Secret(TOKEN), api_base=f"http://127.0.0.1:{telegram_port}", poll_timeout=1),
         database=DatabaseConfig(url=Secret(database_url), pool_min=1, pool_max=4),
         web=WebConfig(host="127.0.0.1", port=0),
+        metrics=MetricsConfig(host="127.0.0.1", port=0),
         shutdown=ShutdownConfig(grace_seconds=5),
         supervisor=SupervisorConfig(backoff_initial=0.05, backoff_max=0.2),
         # Tests type and press far faster than people; rate limits are tested on their own (test_limits).

@@ -97,7 +97,7 @@ async def test_a_failing_heleket_opens_its_circuit_and_top_ups_fail_fast_with_a_
         assert requests_to(shop, "/v1/payment") == asked
         # Never sent, so nothing waits for the reconciler: the 7 USD invoice is closed as failed at once.
         assert await shop.shop.pool.fetchval("SELECT status FROM invoices WHERE amount = 7") == "create_failed"
-        metrics = (await shop.http.get("/metrics")).text
+        metrics = (await shop.scrape())
         assert metric(metrics, "shopbot_circuit_state", "heleket") == 2
         assert metric(metrics, "shopbot_circuit_open", "heleket") == 1
         assert metric(metrics, "shopbot_circuit_state", "telegram") == 0
@@ -164,7 +164,7 @@ async def test_a_failing_bot_api_opens_the_telegram_circuit_and_the_bot_resumes_
         with pytest.raises(TelegramNetworkError, match="Telegram circuit open"):
             await shop.shop.bot.send_message(403, "hello")
         assert sum(1 for call in shop.telegram.calls if call.method == "sendMessage") == sent
-        assert metric((await shop.http.get("/metrics")).text, "shopbot_circuit_state", "telegram") == 2
+        assert metric((await shop.scrape()), "shopbot_circuit_state", "telegram") == 2
 
         # A user writing meanwhile is answered once the circuit lets the poller through again.
         shop.telegram.send_text(403, "/start")

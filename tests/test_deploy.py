@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -205,6 +206,7 @@ def test_secrets_come_from_the_env_file_and_every_shopbot_variable_names_a_key(
     (tmp_path / "shopbot.toml").write_text("")
     config = load_config(tmp_path / "shopbot.toml", ours)
     assert config.web.host == "0.0.0.0"
+    assert (config.metrics.host, config.metrics.port) == ("0.0.0.0", 9464)
     assert config.web.public_url == f"https://{example['SHOP_DOMAIN']}"
     caddy_address = compose["services"]["caddy"]["networks"]["shop"]["ipv4_address"]
     assert caddy_address in config.web.trusted_proxies
@@ -218,7 +220,12 @@ def test_caddy_proxies_to_the_shop_and_prometheus_scrapes_it(compose: dict[str, 
     prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     job = prometheus["scrape_configs"][0]
     assert job["metrics_path"] == "/metrics"
-    assert job["static_configs"][0]["targets"] == ["shopbot:8080"]
+    # /metrics is on its own listener: Prometheus's container reaches it on the compose network, and the
+    # host sees it on loopback only.
+    shopbot = compose["services"]["shopbot"]
+    assert job["static_configs"][0]["targets"] == [f"shopbot:{shopbot['environment']['SHOPBOT_METRICS__PORT']}"]
+    assert shopbot["environment"]["SHOPBOT_METRICS__HOST"] == "0.0.0.0"
+    assert "127.0.0.1:9464:9464" in shopbot["ports"]
 
 
 def test_grafana_is_provisioned_with_the_datasource_and_dashboard(compose: dict[str, Any]) -> None:
@@ -332,8 +339,8 @@ def exported_names(exposition: str) -> set[str]:
 
 
 async def test_every_metric_the_dashboard_queries_is_exported_by_a_running_shop(database_url: str) -> None:
-    async with running_shop(database_url) as shop:
-        response = await shop.http.get("/metrics")
+    async with running_shop(database_url) as shop, httpx.AsyncClient() as client:
+        response = await client.get(shop.metrics_url)
     assert response.status_code == 200
     exported = exported_names(response.text)
     assert "telegram_bot_updates_total" in exported and "telegram_bot_response_time_seconds_bucket" in exported

@@ -173,7 +173,7 @@ async def test_the_wallet_watch_alerts_once_per_drop(shop: ShopUnderTest) -> Non
         assert await watch.check() == D(balance_ton)
         assert len(alerts) == expected_alerts
     assert "4.00 TON left" in alerts[-1]
-    metrics = (await shop.http.get("/metrics")).text
+    metrics = (await shop.scrape())
     assert "shopbot_wallet_balance_ton 4.0" in metrics
 
 
@@ -184,7 +184,7 @@ async def test_metrics_after_a_purchase_show_sensible_values(shop: ShopUnderTest
     quote = await shop.shop.fulfilment.shopfront.quote("stars", 100, "best_friend")
     order = await shop.shop.fulfilment.shopfront.place(buyer, quote)
     await wait_final(shop, order.id)
-    text = (await shop.http.get("/metrics")).text
+    text = (await shop.scrape())
     assert "telegram_bot_active_users 1.0" in text
     assert 'shopbot_orders_in_state{state="completed"} 1.0' in text
     assert 'shopbot_orders_in_state{state="queued"} 0.0' in text

@@ -15,7 +15,9 @@ import anyio
 import httpx
 import pytest
 import redis.asyncio as redis
+from aiogram.types import User
 
+from shopbot.bot.limits import BotLimits
 from shopbot.config.schema import RateLimitConfig, RedisConfig, TelegramConfig
 from shopbot.config.secret import Secret
 from shopbot.guard.limiter import Limit, RateLimiter
@@ -276,7 +278,7 @@ async def test_webhooks_have_a_per_address_limit_and_every_answer_is_counted(dat
         assert statuses == [401, 401, 401]  # unsigned: refused on its merits
         assert refused.status_code == 429
         assert refused.json()["error"] == "too_many_requests" and int(refused.headers["retry-after"]) >= 1
-        metrics = (await shop.http.get("/metrics")).text
+        metrics = (await shop.scrape())
         assert 'shopbot_webhook_requests_total{endpoint="/webhook/heleket",status="401"} 3.0' in metrics
         assert 'shopbot_webhook_requests_total{endpoint="/webhook/heleket",status="429"} 1.0' in metrics
         assert 'telegram_bot_rate_limit_hits_total{limit="webhook"} 1.0' in metrics
@@ -298,11 +300,28 @@ async def test_a_shop_whose_redis_disappears_keeps_limiting_and_answering(databa
             # Redis gone: a fresh in-process bucket of three answers, the fourth is refused and told.
             assert sum("Your balance" in t for t in texts) == 4
             assert sum("going a little fast" in t for t in texts) == 1
-            scrape = (await shop.http.get("/metrics")).text
+            scrape = (await shop.scrape())
             assert "shopbot_redis_fallback 1.0" in scrape
             outage.restore()
             await anyio.sleep(0.3)
             shop.telegram.add_user(321, first_name="Later", language_code="en")
             shop.telegram.send_text(321, "/balance")
             await settle(shop, 1, 321)
-            assert "shopbot_redis_fallback 0.0" in (await shop.http.get("/metrics")).text
+            assert "shopbot_redis_fallback 0.0" in (await shop.scrape())
+
+
+async def test_twenty_users_each_at_their_own_limits_leave_room_for_a_twenty_first() -> None:
+    # The shipped defaults: twenty people typing and pressing as fast as their own limits let them,
+    # for three minutes, must not use up the shop's global limit for everybody else.
+    clock = Clock()
+    bot = BotLimits(RateLimiter(RedisLink(None), clock=clock), RateLimitConfig(), (), Metrics())
+    crowd = [User(id=600 + n, is_bot=False, first_name="Crowd") for n in range(20)]
+    for _ in range(180):
+        for user in crowd:
+            for own in (bot.messages, bot.operations):
+                while (refused := await bot.check(user, {}, own, bot.everyone)) is None:
+                    pass
+                assert refused[0] is own  # each was stopped by their own limit, never by everyone's
+        clock.now += 1
+    newcomer = User(id=700, is_bot=False, first_name="Newcomer")
+    assert await bot.check(newcomer, {}, bot.messages, bot.everyone) is None

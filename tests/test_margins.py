@@ -115,7 +115,7 @@ async def test_the_prices_screen_says_the_cost_is_unknown_without_a_ton_rate(dat
         text = await open_prices(admin)
         assert plain(admin.t("admin-prices-rate-unknown")) in text
         assert text.count(plain(admin.t("admin-prices-cost-unknown"))) == 4
-        scrape = samples((await shop.http.get("/metrics")).text)
+        scrape = samples((await shop.scrape()))
         assert math.isnan(value(scrape, "shopbot_price_margin_percent", product="stars"))
 
 
@@ -148,7 +148,7 @@ async def test_the_margin_gauge_shows_each_products_margin_and_scrapes_ask_helek
     async with admin_shop(database_url) as shop:
         assert shop.heleket is not None
         star_ton, premium_ton = await sell_cheaply(shop)
-        scrape = samples((await shop.http.get("/metrics")).text)
+        scrape = samples((await shop.scrape()))
         star = margin_percent(D("0.02"), star_ton * TON_USD)
         assert value(scrape, "shopbot_price_margin_percent", product="stars") == float(star)
         assert value(scrape, "shopbot_price_margin_percent", product="premium_3") == float(
@@ -164,7 +164,7 @@ async def test_the_margin_gauge_shows_each_products_margin_and_scrapes_ask_helek
         shopfront = shop.shop.fulfilment.shopfront
         shopfront.use_prices(PriceList(D("0.01"), dict(shopfront.prices.premium)))
         for _ in range(3):
-            scrape = samples((await shop.http.get("/metrics")).text)
+            scrape = samples((await shop.scrape()))
             assert value(scrape, "shopbot_price_margin_percent", product="stars") == float(
                 margin_percent(D("0.01"), star_ton * TON_USD))
             await anyio.sleep(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -31,7 +32,8 @@ async def test_a_scrape_after_a_purchase_shows_every_metric_with_sensible_values
     async with running_shop(database_url, heleket=True, fragment=fragment) as shop:
         fund_wallet(shop)
         await journey(shop, "en")  # /start, top up 5 USD, buy 50 Stars for 1 USD, /history
-        response = await shop.http.get("/metrics")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(shop.metrics_url)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     scrape = samples(response.text)

@@ -61,7 +61,7 @@ def write_config(folder: Path, telegram_port: int, fragment_port: int, heleket_p
     path = folder / "shopbot.toml"
     path.write_text(
         f'[telegram]\ntoken = "{TOKEN}"\napi_base = "http://127.0.0.1:{telegram_port}"\npoll_timeout = 1\n'
-        f'[database]\nurl = "{database_url}"\npool_min = 1\npool_max = 4\n[web]\nport = 0\n'
+        f'[database]\nurl = "{database_url}"\npool_min = 1\npool_max = 4\n[web]\nport = 0\n[metrics]\nport = 0\n'
         f'[fragment]\nbase_url = "http://127.0.0.1:{fragment_port}"\nseed_phrase = "{seed}"\nkyc = false\n'
         f'max_ton_per_order = 50.0\nrequest_timeout = 5.0\nlow_balance_ton = "1"\n'
         # Heleket's TON rate, for the cost guard every order passes before it is signed.

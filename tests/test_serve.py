@@ -23,7 +23,7 @@ def write_config(folder: Path, telegram_port: int, database_url: str = "", grace
     path.write_text(
         f'[telegram]\ntoken = "{TOKEN}"\napi_base = "http://127.0.0.1:{telegram_port}"\npoll_timeout = 2\n'
         f'[database]\nurl = "{database_url}"\nembedded_dir = "{folder / "pg"}"\npool_min = 1\npool_max = 3\n'
-        f'[web]\nport = 0\n[shutdown]\ngrace_seconds = {grace}\n[log]\nformat = "json"\n'
+        f'[web]\nport = 0\n[metrics]\nport = 0\n[shutdown]\ngrace_seconds = {grace}\n[log]\nformat = "json"\n'
     )
     return path
 

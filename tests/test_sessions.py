@@ -108,7 +108,7 @@ async def test_the_bot_keeps_answering_while_redis_is_away_and_resumes_it(databa
             assert (await bob.send("/start")).text.startswith("Welcome to the shop, Bob")
             assert (await bob.send("/buy_stars 5")).text.startswith("Stars are sold from 50")
             assert metrics.get_sample_value("shopbot_redis_fallback") == 1
-            assert (await shop.http.get("/metrics")).text.count("shopbot_redis_fallback 1.0") == 1
+            assert (await shop.scrape()).count("shopbot_redis_fallback 1.0") == 1
 
             outage.restore()
             await anyio.sleep(0.4)

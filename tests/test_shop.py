@@ -43,7 +43,7 @@ async def test_health_and_metrics_report_a_ready_shop(database_url: str) -> None
         assert "redis" not in body["checks"]
         shop.telegram.send_text(42, "/start")
         await shop.telegram.wait_for_call("sendMessage")
-        metrics = (await shop.http.get("/metrics")).text
+        metrics = (await shop.scrape())
         assert "telegram_bot_updates_total 1.0" in metrics
         assert "shopbot_ready 1.0" in metrics
 
@@ -73,7 +73,7 @@ async def test_telegram_outage_is_waited_out_and_polling_resumes(database_url: s
         with anyio.fail_after(10):
             reply = await shop.telegram.wait_for_call("sendMessage")
         assert reply.params["chat_id"] == 7
-        metrics = (await shop.http.get("/metrics")).text
+        metrics = (await shop.scrape())
         assert 'telegram_bot_errors_total{kind="telegram_poll"} 1.0' in metrics
         assert shop.shop.supervisor.services["telegram"] == "running"
 
@@ -89,7 +89,7 @@ async def test_a_failing_update_gets_an_apology_and_does_not_stop_the_bot(databa
         shop.telegram.send_text(8, "/start")
         answered = await shop.telegram.wait_for_call("sendMessage")
         assert answered.ok and "Welcome" in answered.params["text"]
-        metrics = (await shop.http.get("/metrics")).text
+        metrics = (await shop.scrape())
         assert 'telegram_bot_errors_total{kind="handler"} 1.0' in metrics
 
 

@@ -40,12 +40,13 @@ async def test_the_shop_serves_https_with_the_configured_certificate(
     port = free_port()
     web = WebConfig(host="127.0.0.1", port=port, tls_cert=str(cert), tls_key=str(key))
     trusted = ssl.create_default_context(cafile=str(cert))
-    async with running_shop(database_url, web=web):
+    async with running_shop(database_url, web=web) as shop:
         async with httpx.AsyncClient(verify=trusted, trust_env=False) as client:
             response = await client.get(f"https://127.0.0.1:{port}/health")
             assert response.status_code == 200
-            metrics = await client.get(f"https://127.0.0.1:{port}/metrics")
-            assert b"shopbot_ready 1.0" in metrics.content
+            # /metrics is on its own private listener, not on the public HTTPS port.
+            assert (await client.get(f"https://127.0.0.1:{port}/metrics")).status_code == 404
+            assert "shopbot_ready 1.0" in await shop.scrape()
         # Plain HTTP on the TLS port gets no page.
         async with httpx.AsyncClient(trust_env=False) as plain:
             with pytest.raises(httpx.HTTPError):

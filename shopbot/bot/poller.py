@@ -4,7 +4,9 @@ aiogram's own `start_polling` spawns handler tasks outside any task group and ca
 cleanly from outside; this poller keeps every handler a child of its own task group, so a stop
 waits for in-flight handlers (money among them) and the grace deadline is the only cancellation.
 Updates are confirmed to Telegram only by the next `getUpdates` offset, so an update fetched but
-not handled before a crash is delivered again.
+not handled before a crash is delivered again. At most `max_concurrent` updates are handled at once:
+each poll asks for no more than the free places (getUpdates' `limit`), and while none is free the
+poller does not poll, so the rest wait at Telegram, unconfirmed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ MAX_BACKOFF = 30.0
 class Poller:
     """Fetches updates while the shop runs and feeds each to the dispatcher in its own task."""
 
-    def __init__(self, updates: UpdateHandler, lifecycle: Lifecycle, texts: Texts, *, poll_timeout: int) -> None:
+    def __init__(self, updates: UpdateHandler, lifecycle: Lifecycle, texts: Texts, *, poll_timeout: int,
+                 max_concurrent: int) -> None:
         self.updates = updates
         self.bot = updates.bot
         self.dispatcher = updates.dispatcher
@@ -41,6 +44,7 @@ class Poller:
         self.poll_timeout = poll_timeout
         self.offset: int | None = None
         self._poll_scope = anyio.CancelScope()
+        self.places = anyio.Semaphore(max_concurrent)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Poll until the shop stops, then let in-flight handlers finish."""
@@ -52,22 +56,38 @@ class Poller:
                 handlers.start_soon(self._abandon_poll_on_stop, name="poller:stop-watch")
                 task_status.started()
                 while not self.lifecycle.stopping.is_set():
-                    for update in await self.fetch():
+                    await self._wait_for_a_place()
+                    for update in await self.fetch(limit=min(100, self.places.value)):
                         self.offset = update.update_id + 1
-                        handlers.start_soon(self.updates.handle, update, name=f"update:{update.update_id}")
+                        # Never waits: the poll asked for no more updates than there are free places.
+                        await self.places.acquire()
+                        handlers.start_soon(self._handle, update, name=f"update:{update.update_id}")
                 log.info("polling stopped; letting in-flight updates finish")
         finally:
             with anyio.move_on_after(5, shield=True):
                 await self.updates.stop()
 
+    async def _wait_for_a_place(self) -> None:
+        """Return once an update could start; handlers finishing free places, so this cannot wait for ever."""
+        await self.places.acquire()
+        self.places.release()
+
+    async def _handle(self, update: Update) -> None:
+        try:
+            await self.updates.handle(update)
+        finally:
+            self.places.release()
+
     async def _abandon_poll_on_stop(self) -> None:
         await self.lifecycle.stopping.wait()
         self._poll_scope.cancel()
 
-    async def fetch(self) -> list[Update]:
-        """One long poll; empty when the shop starts stopping. Telegram outages are waited out."""
+    async def fetch(self, limit: int = 100) -> list[Update]:
+        """One long poll of at most `limit` updates; empty when the shop starts stopping. Telegram outages are
+        waited out."""
         method = GetUpdates(
             offset=self.offset,
+            limit=limit,
             timeout=self.poll_timeout,
             allowed_updates=self.dispatcher.resolve_used_update_types(),
         )

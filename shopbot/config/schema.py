@@ -34,6 +34,7 @@ class TelegramConfig(Section):
     webhook_secret: Secret = EMPTY
     webhook_secret_file: str = ""
     poll_timeout: Annotated[int, msgspec.Meta(ge=0, le=50)] = 30
+    max_concurrent_updates: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
     admin_ids: tuple[int, ...] = ()
 
 
@@ -45,6 +46,7 @@ class DatabaseConfig(Section):
     pool_max: PositiveInt = 10
     statement_timeout: Positive = 10.0
     connect_timeout: Positive = 10.0
+    acquire_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
 
 
 class RedisConfig(Section):
@@ -60,6 +62,13 @@ class WebConfig(Section):
     trusted_proxies: tuple[str, ...] = ()
     tls_cert: str = ""
     tls_key: str = ""
+
+
+class MetricsConfig(Section):
+    # Prometheus scrapes /metrics here, not on the public web port: loopback unless a scraper in another
+    # container needs it (compose sets 0.0.0.0, published on the host's loopback only). 0: a free port (tests).
+    host: str = "127.0.0.1"
+    port: Port = 9464
 
 
 PREMIUM_MONTHS = ("3", "6", "12")
@@ -139,7 +148,7 @@ class RateLimitConfig(Section):
     messages_per_minute: PositiveInt = 30
     operations_per_minute: PositiveInt = 20
     payments_per_minute: PositiveInt = 5
-    global_messages_per_minute: PositiveInt = 1000
+    global_messages_per_minute: PositiveInt = 1800
     burst: NonNegativeInt = 5
     premium_multiplier: Positive = 2.0
     new_user_multiplier: Positive = 0.5
@@ -216,6 +225,7 @@ class Config(Section):
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
     web: WebConfig = WebConfig()
+    metrics: MetricsConfig = MetricsConfig()
     shop: ShopConfig = ShopConfig()
     log: LogConfig = LogConfig()
     supervisor: SupervisorConfig = SupervisorConfig()

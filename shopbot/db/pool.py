@@ -7,6 +7,7 @@ import os
 import logging
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -23,6 +24,36 @@ class DatabaseUnavailableError(ShopbotError):
 
     def __init__(self, dsn: str, reason: str) -> None:
         super().__init__(f"database {describe_dsn(dsn)} is unavailable: {reason}")
+
+
+class DatabaseBusyError(ShopbotError):
+    """No pool connection came free in time (all busy, or the server slow to take a new one): the step
+    that asked is refused before it touched the database."""
+
+    def __init__(self, waited: float, size: int) -> None:
+        self.waited = waited
+        super().__init__(f"no database connection came free within {waited:g} s (pool of {size})")
+
+
+class ShopPool(asyncpg.Pool):
+    """asyncpg's pool, where every acquire waits at most `acquire_timeout` unless the caller says otherwise.
+
+    Without it a crowd of requests waits on the pool forever, each holding its memory and its client.
+    `_acquire` is where both `async with pool.acquire()` and `pool.fetch(...)` wait, so one override
+    bounds every caller. The timeout is logged here, once, with what to do; callers only answer "busy".
+    """
+
+    acquire_timeout: float = 10.0
+
+    async def _acquire(self, timeout: float | None) -> Any:
+        waited = self.acquire_timeout if timeout is None else timeout
+        try:
+            return await super()._acquire(waited)  # type: ignore[misc]
+        except TimeoutError:
+            size = self.get_max_size()
+            log.warning("every database connection stayed busy for %g s (pool of %d); the request was refused. "
+                        "Raise [database] pool_max or acquire_timeout, or look for slow queries", waited, size)
+            raise DatabaseBusyError(waited, size) from None
 
 
 def describe_dsn(dsn: str) -> str:
@@ -61,13 +92,16 @@ async def open_pool(dsn: str, config: DatabaseConfig) -> AsyncIterator[asyncpg.P
         "application_name": "shopbot",
     }
     try:
-        pool = await asyncpg.create_pool(
+        # asyncpg.create_pool with our pool class: its own arguments, spelled out.
+        pool = ShopPool(
             dsn,
-            min_size=config.pool_min,
-            max_size=config.pool_max,
-            timeout=config.connect_timeout,
-            server_settings=settings,
+            connection_class=asyncpg.Connection, record_class=asyncpg.Record, init_size=None,
+            min_size=config.pool_min, max_size=config.pool_max, max_queries=50000,
+            max_inactive_connection_lifetime=300.0, connect=None, setup=None, init=None, reset=None, loop=None,
+            timeout=config.connect_timeout, server_settings=settings,
         )
+        pool.acquire_timeout = config.acquire_timeout
+        await pool
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise DatabaseUnavailableError(dsn, reason_of(exc)) from None
     try:

@@ -37,6 +37,7 @@ import asyncpg
 from anyio.abc import TaskStatus
 
 from shopbot.config.schema import PricingConfig
+from shopbot.db.pool import DatabaseBusyError
 from shopbot.db.queries import queries
 from shopbot.errors import ShopbotError
 from shopbot.fulfilment.costs import BELOW_MARGIN, CostCheck, TonRates, check_cost, cost_alert
@@ -105,10 +106,11 @@ class OrderWorker:
             try:
                 async with open_wallet_lock(self.pool, self.client.address) as lock:
                     await self._serve(lock)
-            except LockLost as lost:
-                # Whatever step was under way has stopped; its order is leased. Take the lock again.
+            except (LockLost, DatabaseBusyError) as trouble:
+                # Whatever step was under way has stopped (nothing is signed or submitted past a write that did
+                # not happen); its order is leased and resumed once the lock is taken again.
                 self.metrics.errors.labels("order_worker").inc()
-                log.warning("%s; taking it again", lost)
+                log.warning("%s; taking the wallet lock again", trouble)
                 await self._idle(IDLE_POLL_SECONDS)
 
     async def _serve(self, lock: WalletLock) -> None:

@@ -23,6 +23,7 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from shopbot.cache import Cache
+from shopbot.db.pool import DatabaseBusyError
 from shopbot.db.queries import queries
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
@@ -60,7 +61,7 @@ class Reconciler:
         while not self.lifecycle.stopping.is_set():
             try:
                 await self.reconcile_once()
-            except (OSError, asyncpg.PostgresError, HeleketError) as exc:
+            except (OSError, asyncpg.PostgresError, HeleketError, DatabaseBusyError) as exc:
                 self.metrics.errors.labels("reconciler").inc()
                 log.warning("reconciliation pass failed: %s", exc)
             with anyio.move_on_after(self.poll_seconds):

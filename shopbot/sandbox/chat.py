@@ -2,7 +2,7 @@
 
 The page (static/chat.html) polls a small JSON API over the emulators; balances are read through the
 running shop's ledger. Every other path is forwarded to the shop's own web server, so the one address
-the sandbox prints also answers the shop's /health and /metrics.
+the sandbox prints also answers the shop's /health (its /metrics is on its own listener, which the shop logs).
 """
 
 from __future__ import annotations

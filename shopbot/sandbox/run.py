@@ -78,6 +78,8 @@ def sandbox_config(base: Config, emulators: Emulators, *, ports: dict[str, int],
         telegram=replace(base.telegram, token=Secret(emulators.token), api_base=local["telegram"], mode="polling"),
         database=replace(base.database, url=Secret(""), embedded_dir=str(data_dir / "postgres")),
         web=WebConfig(host=host, port=port, public_url=f"http://{LOOPBACK}:{port}"),
+        # A free port, so the sandbox never clashes with a shop running on this host (the shop logs where).
+        metrics=replace(base.metrics, port=0),
         heleket=replace(base.heleket, base_url=local["heleket"], merchant_uuid=emulators.merchant,
                         api_key=Secret(emulators.api_key), allowed_ips=(), poll_seconds=30.0),
         fragment=replace(base.fragment, base_url=local["fragment"], seed_phrase=Secret(emulators.seed), kyc=False,

@@ -1,4 +1,5 @@
-"""The Starlette application: its routes, and JSON errors instead of HTML pages or tracebacks."""
+"""The Starlette applications: the public one (webhooks, health, API) with JSON errors instead of HTML pages or
+tracebacks, and the private one Prometheus scrapes on its own listener."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shopbot.db.pool import DatabaseBusyError
 from shopbot.metrics import Metrics
 from shopbot.web.health import HealthChecks, detailed_endpoint, liveness
 
@@ -19,15 +21,17 @@ log = logging.getLogger(__name__)
 
 def build_web_app(health: HealthChecks, metrics: Metrics, extra_routes: list[Route] | None = None,
                   middleware: list[Middleware] | None = None) -> Starlette:
-    """The shop's web app; later areas add their routes (webhooks, API) through extra_routes."""
+    """The shop's public web app; later areas add their routes (webhooks, API) through extra_routes.
 
-    async def render_metrics(_: Request) -> Response:
-        await metrics.refresh()
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    It has no /metrics: a scraper on the public port gets 404, and the figures stay on the metrics listener."""
 
     async def on_http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    async def on_database_busy(_: Request, exc: Exception) -> Response:
+        metrics.errors.labels("database_busy").inc()  # the pool logged it, with what to do
+        return JSONResponse({"error": "busy; try again shortly"}, status_code=503, headers={"Retry-After": "5"})
 
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:
         metrics.errors.labels("web").inc()
@@ -37,11 +41,26 @@ def build_web_app(health: HealthChecks, metrics: Metrics, extra_routes: list[Rou
     routes = [
         Route("/health", liveness, methods=["GET"]),
         Route("/health/detailed", detailed_endpoint(health), methods=["GET"]),
-        Route("/metrics", render_metrics, methods=["GET"]),
         *(extra_routes or []),
     ]
     return Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={HTTPException: on_http_error, Exception: on_unexpected_error},
+        exception_handlers={HTTPException: on_http_error, DatabaseBusyError: on_database_busy,
+                            Exception: on_unexpected_error},
     )
+
+
+def build_metrics_app(metrics: Metrics) -> Starlette:
+    """Only /metrics, for the private listener ([metrics] host and port); anything else is 404."""
+
+    async def render_metrics(_: Request) -> Response:
+        await metrics.refresh()
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def on_http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    return Starlette(routes=[Route("/metrics", render_metrics, methods=["GET"])],
+                     exception_handlers={HTTPException: on_http_error})

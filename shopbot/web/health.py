@@ -2,8 +2,9 @@
 
 `/health` answers without I/O: the process is alive. `/health/detailed` asks each dependency
 (database, Redis when configured, Telegram's getMe) with a short timeout and reports the state of
-every circuit breaker; it is 503 whenever the shop should not get traffic, draining included. An open
-circuit alone does not make the shop unready: it still serves, and tells users what is unavailable.
+every circuit breaker and every service (an optional one that is off says why); it is 503 whenever
+the shop should not get traffic, draining included. An open circuit, or an optional service that is
+off, does not make the shop unready: it still serves, and tells users what is unavailable.
 """
 
 from __future__ import annotations
@@ -32,12 +33,18 @@ class CheckResult(msgspec.Struct, omit_defaults=True):
     error: str = ""
 
 
+class ServiceReport(msgspec.Struct, omit_defaults=True):
+    state: str
+    reason: str = ""
+
+
 class Readiness(msgspec.Struct):
     status: str
     ready: bool
     checks: dict[str, CheckResult]
     circuits: dict[str, str]
     facts: dict[str, str]
+    services: dict[str, ServiceReport] = msgspec.field(default_factory=dict)
 
 
 _encoder = msgspec.json.Encoder()
@@ -51,6 +58,8 @@ class HealthChecks:
     checks: dict[str, Check] = field(default_factory=dict)
     circuits: dict[str, CircuitState] = field(default_factory=dict)
     facts: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    # Each service's (state, reason); an optional service that is off never makes the shop unready.
+    services: Callable[[], dict[str, tuple[str, str]]] = dict
 
     async def run_check(self, check: Check) -> CheckResult:
         started = time.perf_counter()
@@ -91,7 +100,8 @@ class HealthChecks:
         status = "ok" if ready else ("stopping" if self.lifecycle.stopping.is_set() else "unavailable")
         circuits = dict(sorted(circuits.items()))
         facts = {name: value for name, read in self.facts.items() if (value := read()) is not None}
-        return Readiness(status, ready, dict(sorted(results.items())), circuits, facts)
+        services = {name: ServiceReport(state, reason) for name, (state, reason) in self.services().items()}
+        return Readiness(status, ready, dict(sorted(results.items())), circuits, facts, services)
 
 
 async def liveness(_: Request) -> Response:

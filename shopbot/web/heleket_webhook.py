@@ -24,31 +24,13 @@ from shopbot.payments.heleket_wire import decode_webhook
 from shopbot.payments.lookup import PaymentLookup
 from shopbot.payments.settle import Outcome, Settlement
 from shopbot.payments.signing import WebhookRejected, verify_webhook
+from shopbot.web.body import BodyTooLarge, read_limited
 from shopbot.web.client_ip import client_ip, is_allowed, parse_networks
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 _STATUS = {Outcome.CREDITED: 200, Outcome.RECORDED: 200, Outcome.DUPLICATE: 200, Outcome.UNCONFIRMED: 200,
            Outcome.UNKNOWN_INVOICE: 404, Outcome.MISMATCH: 422, Outcome.UNAVAILABLE: 503}
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, refusing more than `limit` bytes without reading them all into memory."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def heleket_webhook_route(config: Config, settlement: Settlement, metrics: Metrics,
