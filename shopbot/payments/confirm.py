@@ -53,7 +53,7 @@ async def settle_webhook(webhook: HeleketWebhook, settlement: Settlement, lookup
         log.warning("webhook %s for invoice %s could not be confirmed: %s", webhook.status, webhook.order_id, exc)
         return Outcome.UNAVAILABLE
     payload: dict[str, Any] = msgspec.to_builtins(info)
-    outcome = await settlement.apply(info, source="webhook", payload=payload)
+    outcome = await settlement.apply(info, source="webhook", payload=payload, invoice=invoice)
     if outcome != Outcome.CREDITED and (info.uuid, info.status, info.is_final) != said:
         log.warning("webhook for invoice %s said %s (final: %s) but Heleket says %s (final: %s); "
                     "not applied as the webhook said", webhook.order_id, webhook.status, webhook.is_final,

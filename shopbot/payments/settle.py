@@ -109,10 +109,14 @@ class Settlement:
         self.notify = notify
         self.referrals = referrals
 
-    async def our_invoice(self, state: PaymentState) -> asyncpg.Record | Outcome:
-        """The invoice `state` is about, as we stored it; UNKNOWN_INVOICE or MISMATCH (logged) when it is not
-        one of ours or disagrees with what we stored (another uuid, amount or currency)."""
-        invoice = await queries.invoices.invoice_by_order_id(self.pool, state.order_id)
+    async def our_invoice(self, state: PaymentState, known: asyncpg.Record | None = None) -> asyncpg.Record | Outcome:
+        """The invoice `state` is about, as we stored it (`known`: already read by the caller); UNKNOWN_INVOICE or
+        MISMATCH (logged) when it is not one of ours or disagrees with what we stored (another uuid, amount or
+        currency)."""
+        if known is not None and known["order_id"] == state.order_id:
+            invoice: asyncpg.Record | None = known
+        else:
+            invoice = await queries.invoices.invoice_by_order_id(self.pool, state.order_id)
         if invoice is None:
             log.warning("payment status %s for unknown order_id %r", state.status, state.order_id)
             return Outcome.UNKNOWN_INVOICE
@@ -122,9 +126,11 @@ class Settlement:
             return Outcome.MISMATCH
         return invoice
 
-    async def apply(self, state: PaymentState, *, source: str, payload: dict[str, Any]) -> Outcome:
-        """Apply one status; safe to call any number of times with the same state."""
-        invoice = await self.our_invoice(state)
+    async def apply(self, state: PaymentState, *, source: str, payload: dict[str, Any],
+                    invoice: asyncpg.Record | None = None) -> Outcome:
+        """Apply one status; safe to call any number of times with the same state. `invoice`: our row for
+        `state.order_id` when the caller has read it already (the decisions are made on the row locked below)."""
+        invoice = await self.our_invoice(state, invoice)
         if isinstance(invoice, Outcome):
             return invoice
         credited: Credited | None = None
