@@ -42,8 +42,12 @@ Runner = Callable[[Postgres, Path, Any, dict[str, object], ScenarioResult], Awai
 
 def settings_for(quick: bool) -> dict[str, Any]:
     if not quick:
-        return {"updates": UpdatesSettings(), "webhooks": WebhookSettings(), "orders": OrderSettings(),
-                "footprint": FootprintSettings()}
+        return {
+            "updates": UpdatesSettings(),
+            "webhooks": WebhookSettings(),
+            "orders": OrderSettings(),
+            "footprint": FootprintSettings(),
+        }
     return {
         "updates": UpdatesSettings(users=200, saturated_seconds=6, fixed_seconds=8, light_seconds=5, warmup=2),
         "webhooks": WebhookSettings(seconds=4, warmup=1, shop_invoices=8_000, ceiling_invoices=16_000),
@@ -58,15 +62,25 @@ def machine(postgres_version: str, postgres: Postgres) -> dict[str, Any]:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), "0")
+    memory = next(
+        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")),
+        "0",
+    )
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "shopbot", "sql"], cwd=ROOT,
-                           capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "shopbot", "sql"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     return {
-        "cores": len(os.sched_getaffinity(0)), "cpu": model, "memory_gb": round(int(memory) / 1024 / 1024, 1),
-        "kernel": platform.release(), "python": platform.python_version(),
-        "postgresql": f"{postgres_version} ({postgres.description})", "commit": (commit.stdout.strip() or "unknown") + (" with uncommitted changes" if dirty.stdout.strip() else ""),
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "memory_gb": round(int(memory) / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": f"{postgres_version} ({postgres.description})",
+        "commit": (commit.stdout.strip() or "unknown") + (" with uncommitted changes" if dirty.stdout.strip() else ""),
     }
 
 
@@ -77,8 +91,12 @@ async def main(args: argparse.Namespace) -> int:
         print(f"bench: unknown scenario {', '.join(sorted(unknown))}; one of {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
     settings = settings_for(args.quick)
-    runners: dict[str, Runner] = {"updates": run_updates, "webhooks": run_webhooks, "orders": run_orders,
-                                  "footprint": run_footprint}
+    runners: dict[str, Runner] = {
+        "updates": run_updates,
+        "webhooks": run_webhooks,
+        "orders": run_orders,
+        "footprint": run_footprint,
+    }
     folder = WORK / "runs" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder.mkdir(parents=True, exist_ok=True)
     postgres = Postgres(args.database_url or os.environ.get("TEST_DATABASE_URL"))
@@ -100,7 +118,7 @@ async def main(args: argparse.Namespace) -> int:
                 result.ok = True
             except TimeoutError:
                 result.error = f"did not finish within {TIME_LIMITS[name]} s"
-            except Exception as failure:  # noqa: BLE001 - one scenario failing must not hide the others
+            except Exception as failure:
                 result.error = describe(failure)
                 if not all(isinstance(leaf, BenchFailure) for leaf in leaves(failure)):
                     logging.getLogger("bench").error("%s crashed", name, exc_info=failure)
@@ -110,18 +128,24 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         await anyio.to_thread.run_sync(postgres.stop)
     report = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
-        "seconds": round(time.perf_counter() - started, 1), "machine": machine(version, postgres),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": machine(version, postgres),
         "load_average": {"before": float(load_before), "after": float(Path("/proc/loadavg").read_text().split()[0])},
-        "logs": str(folder.relative_to(ROOT)), "scenarios": [r.as_dict() for r in results],
+        "logs": str(folder.relative_to(ROOT)),
+        "scenarios": [r.as_dict() for r in results],
     }
     ok = all(r.ok for r in results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = Path(args.output) if args.output else RESULTS / ("latest.json" if ok else "failed.json")
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(markdown(report))
-    print(f"\nbench: results in {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}; logs in "
-          f"{report['logs']}", file=sys.stderr)
+    print(
+        f"\nbench: results in {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}; logs in "
+        f"{report['logs']}",
+        file=sys.stderr,
+    )
     if not ok:
         print("bench: FAILED — " + "; ".join(f"{r.name}: {r.error}" for r in results if not r.ok), file=sys.stderr)
     return 0 if ok else 1
@@ -135,8 +159,9 @@ def leaves(error: BaseException) -> list[BaseException]:
 
 def describe(error: BaseException) -> str:
     """What went wrong, with task groups' exception groups unpacked."""
-    return "; ".join(str(leaf) if isinstance(leaf, BenchFailure) else f"{type(leaf).__name__}: {leaf}"
-                     for leaf in leaves(error))
+    return "; ".join(
+        str(leaf) if isinstance(leaf, BenchFailure) else f"{type(leaf).__name__}: {leaf}" for leaf in leaves(error)
+    )
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -73,6 +73,7 @@ async def main(mode: str, port: int, dsn: str, key: str) -> None:
     stop = anyio.Event()
     try:
         async with anyio.create_task_group() as group:
+
             async def watch_signals() -> None:
                 with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                     async for _ in signals:
@@ -80,9 +81,16 @@ async def main(mode: str, port: int, dsn: str, key: str) -> None:
                         return
 
             group.start_soon(watch_signals)
-            bound = await group.start(lambda task_status: serve_asgi(
-                build_app(mode, pool, key), host="127.0.0.1", port=port, shutdown_trigger=stop.wait,
-                graceful_seconds=2.0, task_status=task_status))
+            bound = await group.start(
+                lambda task_status: serve_asgi(
+                    build_app(mode, pool, key),
+                    host="127.0.0.1",
+                    port=port,
+                    shutdown_trigger=stop.wait,
+                    graceful_seconds=2.0,
+                    task_status=task_status,
+                )
+            )
             print(f"ceiling ready on {bound}", flush=True)
             await stop.wait()
     finally:

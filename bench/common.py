@@ -73,8 +73,15 @@ class ScenarioResult:
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "seconds": round(self.seconds, 1), "error": self.error,
-                "measures": [m.as_dict() for m in self.measures], "checks": self.checks, "notes": self.notes}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 1),
+            "error": self.error,
+            "measures": [m.as_dict() for m in self.measures],
+            "checks": self.checks,
+            "notes": self.notes,
+        }
 
 
 async def check_books(conn: asyncpg.Connection) -> None:

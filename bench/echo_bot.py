@@ -39,6 +39,7 @@ async def main(api_base: str, token: str, poll_timeout: int) -> None:
     dispatcher.callback_query.register(on_press_answer)
     config = TelegramConfig(token=Secret(token), api_base=api_base, poll_timeout=poll_timeout)
     async with open_bot(config) as bot, anyio.create_task_group() as group:
+
         async def watch_signals() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
@@ -46,8 +47,9 @@ async def main(api_base: str, token: str, poll_timeout: int) -> None:
                     return
 
         group.start_soon(watch_signals)
-        poller = Poller(UpdateHandler(bot, dispatcher, Metrics()), lifecycle, Texts(), poll_timeout=poll_timeout,
-                        max_concurrent=50)
+        poller = Poller(
+            UpdateHandler(bot, dispatcher, Metrics()), lifecycle, Texts(), poll_timeout=poll_timeout, max_concurrent=50
+        )
         await group.start(poller.run)
         print("echo bot ready", flush=True)
 

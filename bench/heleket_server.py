@@ -39,8 +39,21 @@ class HeleketProcess(Child):
         stamp = time.monotonic_ns()
         listed, self.uuids_path = folder / f"heleket-invoices.{stamp}.json", folder / f"heleket-uuids.{stamp}.json"
         listed.write_text(json.dumps([[order_id, str(amount), currency] for order_id, amount, currency in invoices]))
-        super().__init__("heleket", [PYTHON, "-m", "bench.heleket_server", "--invoices", str(listed),
-                                     "--uuids", str(self.uuids_path), "--info-latency", str(info_latency)], folder)
+        super().__init__(
+            "heleket",
+            [
+                PYTHON,
+                "-m",
+                "bench.heleket_server",
+                "--invoices",
+                str(listed),
+                "--uuids",
+                str(self.uuids_path),
+                "--info-latency",
+                str(info_latency),
+            ],
+            folder,
+        )
 
     async def wait_ready(self) -> tuple[int, dict[str, str]]:
         """Once it serves: its port, and the uuid Heleket gave each invoice, by order_id."""

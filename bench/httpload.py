@@ -31,8 +31,16 @@ class LoadResult:
         return self.count / self.elapsed if self.elapsed > 0 else 0.0
 
 
-async def post_load(port: int, path: str, bodies: Sequence[bytes], *, connections: int, seconds: float,
-                    cycle: bool = False, keep_bodies: bool = True) -> LoadResult:
+async def post_load(
+    port: int,
+    path: str,
+    bodies: Sequence[bytes],
+    *,
+    connections: int,
+    seconds: float,
+    cycle: bool = False,
+    keep_bodies: bool = True,
+) -> LoadResult:
     """POST bodies in order over `connections` connections until they run out (or, with cycle, forever) or
     `seconds` pass. Any broken connection fails the run: a lost answer is a lost webhook."""
     result = LoadResult()
@@ -42,8 +50,10 @@ async def post_load(port: int, path: str, bodies: Sequence[bytes], *, connection
 
     def head(length: int) -> bytes:
         if length not in heads:
-            heads[length] = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {length}\r\n\r\n").encode()
+            heads[length] = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {length}\r\n\r\n"
+            ).encode()
         return heads[length]
 
     async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -99,4 +109,4 @@ def _content_length(head: bytes) -> int:
     if at < 0:
         raise BenchFailure(f"an answer without Content-Length: {head[:200]!r}")
     end = lowered.find(b"\r\n", at + 2)
-    return int(lowered[at + 17:end].strip())
+    return int(lowered[at + 17 : end].strip())

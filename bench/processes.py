@@ -17,8 +17,19 @@ import httpx
 from bench.common import HELEKET_KEY, HUGE, MERCHANT, PYTHON, ROOT, TOKEN, BenchFailure, check
 
 # Anything in the caller's environment that shopbot would read as configuration.
-_SHOPBOT_ENV = ("SHOPBOT_", "TELEGRAM_TOKEN", "DATABASE_URL", "REDIS_URL", "MERCHANT_UUID", "API_KEY", "FRAGMENT_",
-                "LOG_LEVEL", "RATE_LIMIT_", "CACHE_TTL_", "CIRCUIT_BREAKER_")
+_SHOPBOT_ENV = (
+    "SHOPBOT_",
+    "TELEGRAM_TOKEN",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MERCHANT_UUID",
+    "API_KEY",
+    "FRAGMENT_",
+    "LOG_LEVEL",
+    "RATE_LIMIT_",
+    "CACHE_TTL_",
+    "CIRCUIT_BREAKER_",
+)
 
 
 def free_port() -> int:
@@ -56,8 +67,9 @@ class Child:
         self.log_path = folder / f"{name}.{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
         self.started = time.perf_counter()
-        self.process = subprocess.Popen(args, cwd=cwd or ROOT, env=clean_env(), stdout=self._log,
-                                        stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            args, cwd=cwd or ROOT, env=clean_env(), stdout=self._log, stderr=subprocess.STDOUT, text=True
+        )
 
     @property
     def pid(self) -> int:
@@ -86,8 +98,9 @@ class Child:
                 if not self.alive():
                     break
                 await anyio.sleep(0.02)
-        raise BenchFailure(f"{self.name} did not say {marker!r} within {timeout} s "
-                           f"(exit {self.process.poll()}):\n{tail(self.output)}")
+        raise BenchFailure(
+            f"{self.name} did not say {marker!r} within {timeout} s (exit {self.process.poll()}):\n{tail(self.output)}"
+        )
 
     async def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, then SIGKILL if it does not go within timeout; the exit code."""
@@ -121,27 +134,50 @@ def tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def write_shop_config(folder: Path, *, telegram_port: int, web_port: int, database_url: str = "",
-                      embedded_dir: Path | None = None, heleket_base: str = "", fragment: dict[str, Any] | None = None,
-                      poll_timeout: int = 10) -> Path:
+def write_shop_config(
+    folder: Path,
+    *,
+    telegram_port: int,
+    web_port: int,
+    database_url: str = "",
+    embedded_dir: Path | None = None,
+    heleket_base: str = "",
+    fragment: dict[str, Any] | None = None,
+    poll_timeout: int = 10,
+) -> Path:
     """A shopbot.toml for `shopbot serve` against the bench's emulators (TOML written by hand: no writer
     in the standard library, and every value here is a plain string, number or list)."""
     web = f"http://127.0.0.1:{web_port}"
     sections: dict[str, dict[str, Any]] = {
         "telegram": {"token": TOKEN, "api_base": f"http://127.0.0.1:{telegram_port}", "poll_timeout": poll_timeout},
-        "database": {"url": database_url, "embedded_dir": str(embedded_dir or folder / "pg"),
-                     "pool_min": 2, "pool_max": 10},
+        "database": {
+            "url": database_url,
+            "embedded_dir": str(embedded_dir or folder / "pg"),
+            "pool_min": 2,
+            "pool_max": 10,
+        },
         "web": {"host": "127.0.0.1", "port": web_port, "public_url": web},
         "metrics": {"port": 0},  # a free port: bench shops never clash with each other or a running shop
         "log": {"format": "json", "level": "INFO"},
         "shutdown": {"grace_seconds": 10},
-        "rate_limit": {"messages_per_minute": HUGE, "operations_per_minute": HUGE, "payments_per_minute": HUGE,
-                       "global_messages_per_minute": HUGE, "webhook_per_minute": HUGE, "burst": HUGE},
+        "rate_limit": {
+            "messages_per_minute": HUGE,
+            "operations_per_minute": HUGE,
+            "payments_per_minute": HUGE,
+            "global_messages_per_minute": HUGE,
+            "webhook_per_minute": HUGE,
+            "burst": HUGE,
+        },
     }
     if heleket_base:
         # Loopback webhooks must pass the address check; the reconciler looks once at start, then sleeps.
-        sections["heleket"] = {"base_url": heleket_base, "merchant_uuid": MERCHANT, "api_key": HELEKET_KEY,
-                               "allowed_ips": [], "poll_seconds": 3600}
+        sections["heleket"] = {
+            "base_url": heleket_base,
+            "merchant_uuid": MERCHANT,
+            "api_key": HELEKET_KEY,
+            "allowed_ips": [],
+            "poll_seconds": 3600,
+        }
     if fragment:
         sections["fragment"] = fragment
     lines = []
@@ -179,8 +215,10 @@ class ShopProcess(Child):
                     except httpx.HTTPError:
                         pass
                     await anyio.sleep(0.01)
-        raise BenchFailure(f"/health/detailed did not answer 200 within {timeout} s (last answer {status}, "
-                           f"exit {self.process.poll()}):\n{tail(self.output)}")
+        raise BenchFailure(
+            f"/health/detailed did not answer 200 within {timeout} s (last answer {status}, "
+            f"exit {self.process.poll()}):\n{tail(self.output)}"
+        )
 
     async def stop_cleanly(self) -> None:
         code = await self.stop(timeout=20)

@@ -43,8 +43,10 @@ def markdown(report: dict[str, Any]) -> str:
             reference = "—"
             if measure["reference"] is not None:
                 reference = f"{number(measure['reference'], measure['unit'])}: {measure['reference_name']}"
-            lines.append(f"| {scenario['name']} | {measure['name']} | {number(measure['value'], measure['unit'])} | "
-                         f"{reference} | {ratio(measure)} | {measure['target'] or '—'} |")
+            lines.append(
+                f"| {scenario['name']} | {measure['name']} | {number(measure['value'], measure['unit'])} | "
+                f"{reference} | {ratio(measure)} | {measure['target'] or '—'} |"
+            )
     notes = [f"- {s['name']}: {note}" for s in report["scenarios"] for note in s["notes"]]
     checks = [f"- {s['name']}: {check}" for s in report["scenarios"] if s["ok"] for check in s["checks"]]
     if checks:

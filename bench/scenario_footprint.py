@@ -28,8 +28,9 @@ class FootprintSettings:
     starts: int = 3
 
 
-async def run_footprint(postgres: Postgres, folder: Path, settings: FootprintSettings, context: dict[str, object],
-                        result: ScenarioResult) -> None:
+async def run_footprint(
+    postgres: Postgres, folder: Path, settings: FootprintSettings, context: dict[str, object], result: ScenarioResult
+) -> None:
     telegram = TelegramEmulator(token=TOKEN)
     embedded = WORK / "embedded"
     async with anyio.create_task_group() as group:
@@ -47,17 +48,26 @@ async def run_footprint(postgres: Postgres, folder: Path, settings: FootprintSet
     echo_idle = statistics.median(e[1] for e in echo) / MB
     result.measures += [
         Measure("RSS idle", idle, "MB", echo_idle, "bare aiogram echo bot, idle", "multiple", "< 150 MB"),
-        Measure("start-up to ready (embedded PostgreSQL)", ready, "s", echo_ready,
-                "echo bot to its first poll (no database)", "multiple", "< 3 s"),
+        Measure(
+            "start-up to ready (embedded PostgreSQL)",
+            ready,
+            "s",
+            echo_ready,
+            "echo bot to its first poll (no database)",
+            "multiple",
+            "< 3 s",
+        ),
     ]
     if "shop_rss_peak" in context:
         peak, echo_peak = float(context["shop_rss_peak"]) / MB, float(context["echo_rss_peak"]) / MB  # type: ignore[arg-type]
-        result.measures.insert(1, Measure("RSS peak under scenario 1", peak, "MB", echo_peak,
-                                          "echo bot under the same load", "multiple"))
+        result.measures.insert(
+            1, Measure("RSS peak under scenario 1", peak, "MB", echo_peak, "echo bot under the same load", "multiple")
+        )
     result.checks.append("every start answered /health/detailed 200 and stopped with exit code 0 on SIGTERM")
     result.notes.append(
         f"start-up: median of {settings.starts} starts, each {', '.join(f'{s[0]:.2f}' for s in shop)} s; the "
-        f"untimed first start {first}; RSS {SETTLE_SECONDS:.0f} s after ready, Python process only")
+        f"untimed first start {first}; RSS {SETTLE_SECONDS:.0f} s after ready, Python process only"
+    )
 
 
 async def start_shop(telegram_port: int, embedded: Path, folder: Path, *, first: bool = False) -> tuple[float, int]:
@@ -76,8 +86,11 @@ async def start_shop(telegram_port: int, embedded: Path, folder: Path, *, first:
 
 
 async def start_echo(telegram_port: int, folder: Path) -> tuple[float, int]:
-    echo = Child("echo-bot", [PYTHON, "-m", "bench.echo_bot", "--api-base", f"http://127.0.0.1:{telegram_port}",
-                              "--token", TOKEN], folder)
+    echo = Child(
+        "echo-bot",
+        [PYTHON, "-m", "bench.echo_bot", "--api-base", f"http://127.0.0.1:{telegram_port}", "--token", TOKEN],
+        folder,
+    )
     try:
         await echo.wait_output("echo bot ready", 60)
         ready = time.perf_counter() - echo.started
@@ -86,4 +99,3 @@ async def start_echo(telegram_port: int, folder: Path) -> tuple[float, int]:
     finally:
         await echo.stop()
     return ready, rss
-

@@ -21,7 +21,18 @@ import anyio.to_thread
 import asyncpg
 from fragment_api_lib.v3 import FragmentAPIv3
 
-from bench.common import HELEKET_KEY, MERCHANT, TOKEN, BenchFailure, Measure, Postgres, ScenarioResult, check, check_books, percentile
+from bench.common import (
+    HELEKET_KEY,
+    MERCHANT,
+    TOKEN,
+    BenchFailure,
+    Measure,
+    Postgres,
+    ScenarioResult,
+    check,
+    check_books,
+    percentile,
+)
 from bench.processes import ShopProcess, free_port, write_shop_config
 from bench.seed import seed_users
 from bench.telegram_load import LoadTelegram
@@ -47,8 +58,9 @@ class OrderSettings:
     timeout: float = 420.0
 
 
-async def run_orders(postgres: Postgres, folder: Path, settings: OrderSettings, context: dict[str, object],
-                     result: ScenarioResult) -> None:
+async def run_orders(
+    postgres: Postgres, folder: Path, settings: OrderSettings, context: dict[str, object], result: ScenarioResult
+) -> None:
     users = range(FIRST_USER, FIRST_USER + settings.users)
     fragment = FragmentEmulator(latency=settings.latency)
     fragment.add_user(RECIPIENT, "Best Friend")
@@ -62,23 +74,39 @@ async def run_orders(postgres: Postgres, folder: Path, settings: OrderSettings, 
             fragment_port = await group.start(serve_fragment_emulator, fragment)
             telegram_port = await group.start(serve_telegram_emulator, telegram)
             # Only for TON's exchange rate: every order passes the cost guard before it is signed.
-            heleket_port = await group.start(serve_heleket_emulator,
-                                             HeleketEmulator(merchant_uuid=MERCHANT, api_key=HELEKET_KEY))
+            heleket_port = await group.start(
+                serve_heleket_emulator, HeleketEmulator(merchant_uuid=MERCHANT, api_key=HELEKET_KEY)
+            )
             base_url = f"http://127.0.0.1:{fragment_port}"
             ceiling = await ceiling_rate(fragment, base_url, settings.ceiling_payments)
-            drain, confirm_ms, shop_wallet, lookups = await shop_drain(fragment, telegram, base_url, telegram_port, dsn,
-                                                              folder, users, settings,
-                                                              heleket_base=f"http://127.0.0.1:{heleket_port}")
+            drain, confirm_ms, shop_wallet, lookups = await shop_drain(
+                fragment,
+                telegram,
+                base_url,
+                telegram_port,
+                dsn,
+                folder,
+                users,
+                settings,
+                heleket_base=f"http://127.0.0.1:{heleket_port}",
+            )
             group.cancel_scope.cancel()
         await check_orders(dsn, fragment, shop_wallet, users)
     finally:
         await postgres.drop_database(dsn)
     n = settings.users
     result.measures += [
-        Measure(f"orders/s completed ({n} buyers at once)", n / drain, "orders/s", ceiling,
-                f"fragment-api-lib paying back to back ({settings.latency * 1000:.0f} ms per request)", "share"),
-        Measure(f"time to drain {n} orders", drain, "s", n / ceiling, "the same orders at the ceiling's rate",
-                "multiple"),
+        Measure(
+            f"orders/s completed ({n} buyers at once)",
+            n / drain,
+            "orders/s",
+            ceiling,
+            f"fragment-api-lib paying back to back ({settings.latency * 1000:.0f} ms per request)",
+            "share",
+        ),
+        Measure(
+            f"time to drain {n} orders", drain, "s", n / ceiling, "the same orders at the ceiling's rate", "multiple"
+        ),
         Measure("Confirm press to 'queued' screen, p99", percentile(confirm_ms, 99), "ms"),
     ]
     result.checks += [
@@ -86,9 +114,11 @@ async def run_orders(postgres: Postgres, folder: Path, settings: OrderSettings, 
         f"every buyer's balance is {START_BALANCE - PRICE} available and 0 held; ledger verify passes",
         "every Confirm press answered; no failed Bot API call; no ERROR logged",
     ]
-    result.notes.append(f"Fragment emulator latency {settings.latency * 1000:.0f} ms on every request; ceiling "
-                        f"measured over {settings.ceiling_payments} payments; before the clock started, {n} buyers "
-                        f"asking at once waited {lookups:.1f} s for their last confirmation (recipient lookups)")
+    result.notes.append(
+        f"Fragment emulator latency {settings.latency * 1000:.0f} ms on every request; ceiling "
+        f"measured over {settings.ceiling_payments} payments; before the clock started, {n} buyers "
+        f"asking at once waited {lookups:.1f} s for their last confirmation (recipient lookups)"
+    )
 
 
 async def ceiling_rate(fragment: FragmentEmulator, base_url: str, payments: int) -> float:
@@ -108,14 +138,25 @@ async def ceiling_rate(fragment: FragmentEmulator, base_url: str, payments: int)
     await anyio.to_thread.run_sync(pay, 0, 2)  # signs in, deploys the wallet
     elapsed = await anyio.to_thread.run_sync(pay, 2, payments)
     made = [p for p in fragment.payments if p.wallet == api.address]
-    check(len(made) == payments + 2 and all(p.outcome == "success" for p in made),
-          f"the ceiling made {len(made)} payments for {payments + 2} orders")
+    check(
+        len(made) == payments + 2 and all(p.outcome == "success" for p in made),
+        f"the ceiling made {len(made)} payments for {payments + 2} orders",
+    )
     return payments / elapsed
 
 
-async def shop_drain(fragment: FragmentEmulator, telegram: LoadTelegram, base_url: str, telegram_port: int, dsn: str,
-                     folder: Path, users: range,
-                     settings: OrderSettings, *, heleket_base: str) -> tuple[float, list[float], str, float]:
+async def shop_drain(
+    fragment: FragmentEmulator,
+    telegram: LoadTelegram,
+    base_url: str,
+    telegram_port: int,
+    dsn: str,
+    folder: Path,
+    users: range,
+    settings: OrderSettings,
+    *,
+    heleket_base: str,
+) -> tuple[float, list[float], str, float]:
     """Seconds from every buyer pressing Confirm until the last order completed; Confirm-to-answer latencies;
     the shop's wallet; seconds until every buyer saw a confirmation."""
     words = throwaway_mnemonic()
@@ -123,10 +164,21 @@ async def shop_drain(fragment: FragmentEmulator, telegram: LoadTelegram, base_ur
     wallet = wallet_address_of(words, "v4r2")
     fragment.fund(wallet, 10_000 * TON)
     web_port = free_port()
-    config = write_shop_config(folder, telegram_port=telegram_port, web_port=web_port, database_url=dsn,
-                               heleket_base=heleket_base, fragment={
-        "base_url": base_url, "seed_phrase": mnemonic, "wallet_type": "v4r2", "kyc": False,
-        "max_ton_per_order": TRUST["max_ton_per_order"], "request_timeout": 60.0})
+    config = write_shop_config(
+        folder,
+        telegram_port=telegram_port,
+        web_port=web_port,
+        database_url=dsn,
+        heleket_base=heleket_base,
+        fragment={
+            "base_url": base_url,
+            "seed_phrase": mnemonic,
+            "wallet_type": "v4r2",
+            "kyc": False,
+            "max_ton_per_order": TRUST["max_ton_per_order"],
+            "request_timeout": 60.0,
+        },
+    )
     shop = ShopProcess(config, folder, web_port)
     try:
         await shop.wait_ready()

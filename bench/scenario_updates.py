@@ -29,8 +29,13 @@ from shopbot.locales import Texts
 from shopbot.sandbox.telegram import serve_telegram_emulator
 
 FIRST_USER = 5_000_001
-STEPS = (("text", "/start"), ("press", Menu(action="balance").pack()), ("text", "/balance"),
-         ("press", Menu(action="history").pack()), ("press", HistoryPage(page=1).pack()))
+STEPS = (
+    ("text", "/start"),
+    ("press", Menu(action="balance").pack()),
+    ("text", "/balance"),
+    ("press", Menu(action="history").pack()),
+    ("press", HistoryPage(page=1).pack()),
+)
 
 
 @dataclass
@@ -74,8 +79,9 @@ class Walker:
             self.telegram.press(user, what)
 
 
-async def saturate(telegram: LoadTelegram, users: range, settings: UpdatesSettings,
-                   process: Child) -> tuple[float, int, float, float]:
+async def saturate(
+    telegram: LoadTelegram, users: range, settings: UpdatesSettings, process: Child
+) -> tuple[float, int, float, float]:
     """Updates/s with every user in flight all the time, the peak RSS of the process meanwhile, and the CPU
     (cores) it and this process used."""
     walker = Walker(telegram, users)
@@ -105,8 +111,9 @@ async def saturate(telegram: LoadTelegram, users: range, settings: UpdatesSettin
     return rate, peak, cpu, own_cpu
 
 
-async def offer(telegram: LoadTelegram, users: range, rate: float, seconds: float,
-                warmup: float) -> tuple[list[float], float, int]:
+async def offer(
+    telegram: LoadTelegram, users: range, rate: float, seconds: float, warmup: float
+) -> tuple[list[float], float, int]:
     """Latencies at a fixed offered rate (open loop); the rate actually offered; offers skipped for want of an
     idle user (none, unless replies fall far behind)."""
     walker = Walker(telegram, users)
@@ -137,8 +144,9 @@ async def offer(telegram: LoadTelegram, users: range, rate: float, seconds: floa
     return tally.latencies, (sent - sent_measured) / seconds, skipped
 
 
-async def measure(telegram: LoadTelegram, process: Child, users: range, settings: UpdatesSettings,
-                  ready_seconds: float) -> Run:
+async def measure(
+    telegram: LoadTelegram, process: Child, users: range, settings: UpdatesSettings, ready_seconds: float
+) -> Run:
     await anyio.sleep(3)  # settled: what it holds when nothing happens
     rss_idle = process.rss()
     rate, peak, cpu, own_cpu = await saturate(telegram, users, settings, process)
@@ -147,8 +155,9 @@ async def measure(telegram: LoadTelegram, process: Child, users: range, settings
     return Run(rate, cpu, own_cpu, latencies, offered, skipped, light, rss_idle, peak, ready_seconds)
 
 
-async def run_updates(postgres: Postgres, folder: Path, settings: UpdatesSettings, context: dict[str, object],
-                      result: ScenarioResult) -> None:
+async def run_updates(
+    postgres: Postgres, folder: Path, settings: UpdatesSettings, context: dict[str, object], result: ScenarioResult
+) -> None:
     users = range(FIRST_USER, FIRST_USER + settings.users)
     dsn = await postgres.fresh_database("updates")
     try:
@@ -179,26 +188,60 @@ async def run_updates(postgres: Postgres, folder: Path, settings: UpdatesSetting
     light = [x * 1000 for x in shop.light_latencies]
     echo_light = [x * 1000 for x in echo.light_latencies]
     result.measures += [
-        Measure("updates/s handled, saturated", shop.saturated_rate, "updates/s", echo.saturated_rate,
-                "bare aiogram echo bot", "share", "≥ 60 % of ceiling"),
-        Measure(f"p50 latency at {settings.light_rate:.0f} updates/s", percentile(light, 50), "ms",
-                percentile(echo_light, 50), "bare aiogram echo bot", "multiple"),
-        Measure(f"p99 latency at {settings.light_rate:.0f} updates/s", percentile(light, 99), "ms",
-                percentile(echo_light, 99), "bare aiogram echo bot", "multiple"),
-        Measure(f"p50 latency at {load_name(settings.rate, shop, echo)}", percentile(ms, 50), "ms",
-                percentile(echo_ms, 50), "bare aiogram echo bot", "multiple"),
-        Measure(f"p99 latency at {load_name(settings.rate, shop, echo)}", percentile(ms, 99), "ms",
-                percentile(echo_ms, 99), "bare aiogram echo bot", "multiple", "< 50 ms at 200 updates/s"),
+        Measure(
+            "updates/s handled, saturated",
+            shop.saturated_rate,
+            "updates/s",
+            echo.saturated_rate,
+            "bare aiogram echo bot",
+            "share",
+            "≥ 60 % of ceiling",
+        ),
+        Measure(
+            f"p50 latency at {settings.light_rate:.0f} updates/s",
+            percentile(light, 50),
+            "ms",
+            percentile(echo_light, 50),
+            "bare aiogram echo bot",
+            "multiple",
+        ),
+        Measure(
+            f"p99 latency at {settings.light_rate:.0f} updates/s",
+            percentile(light, 99),
+            "ms",
+            percentile(echo_light, 99),
+            "bare aiogram echo bot",
+            "multiple",
+        ),
+        Measure(
+            f"p50 latency at {load_name(settings.rate, shop, echo)}",
+            percentile(ms, 50),
+            "ms",
+            percentile(echo_ms, 50),
+            "bare aiogram echo bot",
+            "multiple",
+        ),
+        Measure(
+            f"p99 latency at {load_name(settings.rate, shop, echo)}",
+            percentile(ms, 99),
+            "ms",
+            percentile(echo_ms, 99),
+            "bare aiogram echo bot",
+            "multiple",
+            "< 50 ms at 200 updates/s",
+        ),
     ]
     result.notes.append(
         f"{settings.users} users in flight when saturated; fixed load offered {shop.fixed_offered:.0f}/s to the shop "
         f"({shop.fixed_skipped} offers skipped: no idle user) and {echo.fixed_offered:.0f}/s to the echo bot "
-        f"({echo.fixed_skipped} skipped); {len(ms)} and {len(echo_ms)} updates measured")
+        f"({echo.fixed_skipped} skipped); {len(ms)} and {len(echo_ms)} updates measured"
+    )
     result.notes.append(
         f"CPU while saturated (cores): shop {shop.cpu_share:.2f} + emulator and users {shop.emulator_cpu_share:.2f}, "
         f"i.e. {shop.cpu_share / shop.saturated_rate * 1000:.2f} ms of shop CPU per update; echo bot "
         f"{echo.cpu_share:.2f} + {echo.emulator_cpu_share:.2f} ({echo.cpu_share / echo.saturated_rate * 1000:.2f} ms "
-        f"per update)")
+        f"per update)"
+    )
 
 
 def load_name(rate: float, shop: Run, echo: Run) -> str:
@@ -209,11 +252,13 @@ def load_name(rate: float, shop: Run, echo: Run) -> str:
     return name
 
 
-async def run_shop(telegram: LoadTelegram, port: int, dsn: str, folder: Path, users: range,
-                   settings: UpdatesSettings) -> Run:
+async def run_shop(
+    telegram: LoadTelegram, port: int, dsn: str, folder: Path, users: range, settings: UpdatesSettings
+) -> Run:
     web_port = free_port()
-    shop = ShopProcess(write_shop_config(folder, telegram_port=port, web_port=web_port, database_url=dsn),
-                       folder, web_port)
+    shop = ShopProcess(
+        write_shop_config(folder, telegram_port=port, web_port=web_port, database_url=dsn), folder, web_port
+    )
     try:
         ready = await shop.wait_ready()
         run = await measure(telegram, shop, users, settings, ready)
@@ -226,10 +271,10 @@ async def run_shop(telegram: LoadTelegram, port: int, dsn: str, folder: Path, us
     return run
 
 
-async def run_echo(telegram: LoadTelegram, port: int, folder: Path, users: range,
-                   settings: UpdatesSettings) -> Run:
-    echo = Child("echo-bot", [PYTHON, "-m", "bench.echo_bot", "--api-base", f"http://127.0.0.1:{port}",
-                              "--token", TOKEN], folder)
+async def run_echo(telegram: LoadTelegram, port: int, folder: Path, users: range, settings: UpdatesSettings) -> Run:
+    echo = Child(
+        "echo-bot", [PYTHON, "-m", "bench.echo_bot", "--api-base", f"http://127.0.0.1:{port}", "--token", TOKEN], folder
+    )
     try:
         await echo.wait_output("echo bot ready", 60)
         ready = time.perf_counter() - echo.started

@@ -25,7 +25,16 @@ from typing import Any
 import asyncpg
 
 from bench.common import (
-    HELEKET_KEY, PYTHON, TOKEN, BenchFailure, Measure, Postgres, ScenarioResult, check, check_books, percentile,
+    HELEKET_KEY,
+    PYTHON,
+    TOKEN,
+    BenchFailure,
+    Measure,
+    Postgres,
+    ScenarioResult,
+    check,
+    check_books,
+    percentile,
 )
 from bench.heleket_server import INFO, HeleketProcess
 from bench.httpload import LoadResult, post_load
@@ -62,11 +71,23 @@ def webhook(invoice: Invoice) -> bytes:
     """A final `paid` webhook in Heleket's field order, signed as Heleket signs it."""
     amount = f"{invoice.amount:.8f}"
     payload: dict[str, Any] = {
-        "type": "payment", "uuid": invoice.uuid, "order_id": invoice.order_id, "amount": amount,
-        "payment_amount": amount, "payment_amount_usd": f"{invoice.amount:.2f}",
-        "merchant_amount": f"{invoice.amount * Decimal('0.98'):.8f}", "commission": "0.00000000",
-        "is_final": True, "status": "paid", "from": None, "wallet_address_uuid": None, "network": "tron",
-        "currency": "USD", "payer_currency": "USDT", "payer_amount": amount, "additional_data": None,
+        "type": "payment",
+        "uuid": invoice.uuid,
+        "order_id": invoice.order_id,
+        "amount": amount,
+        "payment_amount": amount,
+        "payment_amount_usd": f"{invoice.amount:.2f}",
+        "merchant_amount": f"{invoice.amount * Decimal('0.98'):.8f}",
+        "commission": "0.00000000",
+        "is_final": True,
+        "status": "paid",
+        "from": None,
+        "wallet_address_uuid": None,
+        "network": "tron",
+        "currency": "USD",
+        "payer_currency": "USDT",
+        "payer_amount": amount,
+        "additional_data": None,
         "txid": "ab" * 32,
     }
     payload["sign"] = sign_body(php_json_encode(payload), HELEKET_KEY)
@@ -100,8 +121,7 @@ class Run:
         return percentile(self.load.latencies, 99) * 1000
 
 
-async def send(port: int, bodies: list[bytes], owners: list[int], connections: int,
-               settings: WebhookSettings) -> Run:
+async def send(port: int, bodies: list[bytes], owners: list[int], connections: int, settings: WebhookSettings) -> Run:
     """A warm-up, then the measured run on the webhooks after it; every answer must be a 200."""
     warm = max(connections * 20, 200)
     warmup = await post_load(port, PATH, bodies[:warm], connections=connections, seconds=settings.warmup)
@@ -113,8 +133,9 @@ async def send(port: int, bodies: list[bytes], owners: list[int], connections: i
     return Run(load, answered)
 
 
-async def run_webhooks(postgres: Postgres, folder: Path, settings: WebhookSettings, context: dict[str, object],
-                       result: ScenarioResult) -> None:
+async def run_webhooks(
+    postgres: Postgres, folder: Path, settings: WebhookSettings, context: dict[str, object], result: ScenarioResult
+) -> None:
     static = await run_static(folder, settings)
     credit = await run_credit_ceiling(postgres, folder, settings)
     shop, confirmed = await run_shop(postgres, folder, settings)
@@ -122,22 +143,50 @@ async def run_webhooks(postgres: Postgres, folder: Path, settings: WebhookSettin
         s, c, a = shop[connections], credit[connections], static[connections]
         target = " at 32" if connections == 32 else ""
         result.measures += [
-            Measure(f"webhooks/s at {connections} connections", s.load.rate, "webhooks/s", c.load.rate,
-                    "(b) signature + one SQL statement", "share",
-                    "≥ 2,000/s and ≥ 70 % of (b)" if target else "≥ 70 % of (b)"),
-            Measure(f"webhooks/s at {connections} connections vs static 200", s.load.rate, "webhooks/s",
-                    a.load.rate, "(a) static 200", "share"),
-            Measure(f"p50 latency at {connections} connections", s.p50, "ms", c.p50,
-                    "(b) signature + one SQL statement", "multiple"),
-            Measure(f"p99 latency at {connections} connections", s.p99, "ms", c.p99,
-                    "(b) signature + one SQL statement", "multiple", "< 50 ms" if target else ""),
+            Measure(
+                f"webhooks/s at {connections} connections",
+                s.load.rate,
+                "webhooks/s",
+                c.load.rate,
+                "(b) signature + one SQL statement",
+                "share",
+                "≥ 2,000/s and ≥ 70 % of (b)" if target else "≥ 70 % of (b)",
+            ),
+            Measure(
+                f"webhooks/s at {connections} connections vs static 200",
+                s.load.rate,
+                "webhooks/s",
+                a.load.rate,
+                "(a) static 200",
+                "share",
+            ),
+            Measure(
+                f"p50 latency at {connections} connections",
+                s.p50,
+                "ms",
+                c.p50,
+                "(b) signature + one SQL statement",
+                "multiple",
+            ),
+            Measure(
+                f"p99 latency at {connections} connections",
+                s.p99,
+                "ms",
+                c.p99,
+                "(b) signature + one SQL statement",
+                "multiple",
+                "< 50 ms" if target else "",
+            ),
         ]
         result.notes.append(
             f"{connections} connections: shop {s.load.count} webhooks in {s.load.elapsed:.1f} s; (b) {c.load.count} "
             f"in {c.load.elapsed:.1f} s (p99 {c.p99:.1f} ms); (a) {a.load.count} in {a.load.elapsed:.1f} s "
-            f"(p50 {a.p50:.1f} ms, p99 {a.p99:.1f} ms)")
-    result.notes.append(f"shop: Heleket's payment/info answered {confirmed} times, each after "
-                        f"{settings.info_latency * 1000:.0f} ms (the emulator in a process of its own)")
+            f"(p50 {a.p50:.1f} ms, p99 {a.p99:.1f} ms)"
+        )
+    result.notes.append(
+        f"shop: Heleket's payment/info answered {confirmed} times, each after "
+        f"{settings.info_latency * 1000:.0f} ms (the emulator in a process of its own)"
+    )
     result.checks += [
         "every webhook answered 200; each paid invoice credited exactly once with its amount, duplicates none",
         "every balance equals the sum of its credited invoices; ledger verify passes",
@@ -156,8 +205,9 @@ async def run_static(folder: Path, settings: WebhookSettings) -> dict[int, Run]:
         await server.wait_output("ceiling ready", 60)
         for connections in settings.connections:
             await post_load(port, PATH, bodies, connections=connections, seconds=settings.warmup, cycle=True)
-            load = await post_load(port, PATH, bodies, connections=connections, seconds=settings.seconds, cycle=True,
-                                   keep_bodies=False)
+            load = await post_load(
+                port, PATH, bodies, connections=connections, seconds=settings.seconds, cycle=True, keep_bodies=False
+            )
             check(all(status == 200 for status in load.statuses), "the static ceiling answered something but 200")
             runs[connections] = Run(load, set())
     finally:
@@ -168,22 +218,32 @@ async def run_static(folder: Path, settings: WebhookSettings) -> dict[int, Run]:
 async def run_credit_ceiling(postgres: Postgres, folder: Path, settings: WebhookSettings) -> dict[int, Run]:
     dsn = await postgres.fresh_database("ceiling", migrate=False)
     port = free_port()
-    server = Child("ceiling-credit", [PYTHON, "-m", "bench.ceiling_web", "credit", "--port", str(port), "--dsn", dsn,
-                                      "--key", HELEKET_KEY], folder)
+    server = Child(
+        "ceiling-credit",
+        [PYTHON, "-m", "bench.ceiling_web", "credit", "--port", str(port), "--dsn", dsn, "--key", HELEKET_KEY],
+        folder,
+    )
     runs = {}
     try:
         await server.wait_output("ceiling ready", 60)
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute("INSERT INTO bench_balances (user_id) SELECT g FROM generate_series($1::bigint, $2) g",
-                               FIRST_USER, FIRST_USER + settings.users - 1)
+            await conn.execute(
+                "INSERT INTO bench_balances (user_id) SELECT g FROM generate_series($1::bigint, $2) g",
+                FIRST_USER,
+                FIRST_USER + settings.users - 1,
+            )
             sent: list[Invoice] = []
             for connections in settings.connections:
                 rows = await conn.fetch(
                     "INSERT INTO bench_invoices (order_id, user_id, amount) "
                     "SELECT 'ceiling-' || $1::int || '-' || g, $2::bigint + g % $3, 1 + g % 50 "
                     "FROM generate_series(1, $4) g RETURNING order_id, user_id, amount",
-                    connections, FIRST_USER, settings.users, settings.ceiling_invoices)
+                    connections,
+                    FIRST_USER,
+                    settings.users,
+                    settings.ceiling_invoices,
+                )
                 invoices = [Invoice(r["order_id"], r["order_id"], r["amount"], r["user_id"]) for r in rows]
                 bodies, owners = bodies_for(invoices)
                 run = await send(port, bodies, owners, connections, settings)
@@ -211,8 +271,10 @@ async def check_ceiling_books(conn: asyncpg.Connection, sent: list[Invoice]) -> 
 
 def plan_shop_invoices(connections: int, settings: WebhookSettings) -> list[Invoice]:
     """The invoices of one connection count, in sending order; their uuids are the ones Heleket gives."""
-    return [Invoice(f"bench-{connections}-{g}", "", Decimal(1 + g % 50), FIRST_USER + g % settings.users)
-            for g in range(1, settings.shop_invoices + 1)]
+    return [
+        Invoice(f"bench-{connections}-{g}", "", Decimal(1 + g % 50), FIRST_USER + g % settings.users)
+        for g in range(1, settings.shop_invoices + 1)
+    ]
 
 
 async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) -> tuple[dict[int, Run], int]:
@@ -220,10 +282,14 @@ async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) 
     dsn = await postgres.fresh_database("webhooks")
     planned = {connections: plan_shop_invoices(connections, settings) for connections in settings.connections}
     every_invoice = [invoice for invoices in planned.values() for invoice in invoices]
-    heleket = HeleketProcess(folder, [(i.order_id, i.amount, CURRENCY) for i in every_invoice],
-                             info_latency=settings.info_latency)
-    sink = Child("telegram-sink", [PYTHON, "-m", "bench.telegram_sink", "--token", TOKEN,
-                                   "--users", f"{FIRST_USER}:{settings.users}"], folder)
+    heleket = HeleketProcess(
+        folder, [(i.order_id, i.amount, CURRENCY) for i in every_invoice], info_latency=settings.info_latency
+    )
+    sink = Child(
+        "telegram-sink",
+        [PYTHON, "-m", "bench.telegram_sink", "--token", TOKEN, "--users", f"{FIRST_USER}:{settings.users}"],
+        folder,
+    )
     runs: dict[int, Run] = {}
     try:
         users = range(FIRST_USER, FIRST_USER + settings.users)
@@ -236,8 +302,13 @@ async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) 
         # The reconciler's one pass runs as the shop starts, before any invoice exists; then it sleeps an hour.
         # Were it to ask about a seeded invoice, Heleket would confirm it and check_shop_invoices would see an
         # invoice credited that no webhook was sent for.
-        config = write_shop_config(folder, telegram_port=telegram_port, web_port=web_port, database_url=dsn,
-                                   heleket_base=f"http://127.0.0.1:{heleket_port}")
+        config = write_shop_config(
+            folder,
+            telegram_port=telegram_port,
+            web_port=web_port,
+            database_url=dsn,
+            heleket_base=f"http://127.0.0.1:{heleket_port}",
+        )
         shop = ShopProcess(config, folder, web_port)
         try:
             await shop.wait_ready()
@@ -249,8 +320,12 @@ async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) 
                         "INSERT INTO invoices (order_id, user_id, amount, currency, uuid, status, expires_at) "
                         "SELECT o, u, a, $5, id, 'check', now() + interval '1 hour' "
                         "FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::text[]) AS t(o, u, a, id)",
-                        [i.order_id for i in invoices], [i.user_id for i in invoices],
-                        [i.amount for i in invoices], [i.uuid for i in invoices], CURRENCY)
+                        [i.order_id for i in invoices],
+                        [i.user_id for i in invoices],
+                        [i.amount for i in invoices],
+                        [i.uuid for i in invoices],
+                        CURRENCY,
+                    )
                     bodies, owners = bodies_for(invoices)
                     runs[connections] = await send(web_port, bodies, owners, connections, settings)
                     sent = {invoices[i].order_id for i in runs[connections].answered}
@@ -290,7 +365,9 @@ async def check_shop_invoices(conn: asyncpg.Connection, connections: int, sent: 
         "SELECT i.order_id, i.amount, i.credited_amount, i.status, "
         "(SELECT count(*) FROM movements m WHERE m.idempotency_key = 'invoice:' || i.id || ':credit') AS credits, "
         "(SELECT count(*) FROM invoice_events e WHERE e.invoice_id = i.id) AS events "
-        "FROM invoices i WHERE i.order_id LIKE $1", f"bench-{connections}-%")
+        "FROM invoices i WHERE i.order_id LIKE $1",
+        f"bench-{connections}-%",
+    )
     wrong = []
     for row in rows:
         paid = row["order_id"] in sent
@@ -299,15 +376,23 @@ async def check_shop_invoices(conn: asyncpg.Connection, connections: int, sent: 
         if found != expected:
             wrong.append(f"{row['order_id']}: credited/status/credits/events {found}, expected {expected}")
     if wrong:
-        raise BenchFailure(f"{len(wrong)} invoices are wrong after {connections} connections:\n" + "\n".join(wrong[:10]))
+        raise BenchFailure(
+            f"{len(wrong)} invoices are wrong after {connections} connections:\n" + "\n".join(wrong[:10])
+        )
 
 
 async def check_shop_books(conn: asyncpg.Connection) -> None:
-    owed = {r["user_id"]: r["total"] for r in await conn.fetch(
-        "SELECT user_id, sum(credited_amount) AS total FROM invoices WHERE credited_amount IS NOT NULL "
-        "GROUP BY user_id")}
-    balances = {r["user_id"]: r["balance"] for r in await conn.fetch(
-        "SELECT user_id, balance FROM accounts WHERE kind = 'user'")}
+    owed = {
+        r["user_id"]: r["total"]
+        for r in await conn.fetch(
+            "SELECT user_id, sum(credited_amount) AS total FROM invoices WHERE credited_amount IS NOT NULL "
+            "GROUP BY user_id"
+        )
+    }
+    balances = {
+        r["user_id"]: r["balance"]
+        for r in await conn.fetch("SELECT user_id, balance FROM accounts WHERE kind = 'user'")
+    }
     wrong = [u for u in set(owed) | set(balances) if owed.get(u, Decimal(0)) != balances.get(u, Decimal(0))]
     check(not wrong, f"{len(wrong)} balances are not the sum of their credited invoices, e.g. user {wrong[:3]}")
     await check_books(conn)

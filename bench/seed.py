@@ -23,8 +23,14 @@ async def seed_users(dsn: str, users: range, *, credits: int = 0, amount: Decima
             async with limiter:
                 await queries.users.upsert_user(pool, user, f"user{user}", f"User{user}", None, "en", False)
                 for n in range(credits):
-                    await ledger.credit(user_id=user, amount=amount, key=f"bench-seed:{user}:{n}",
-                                        type=MovementType.BONUS, reference="bench", source=SystemAccount.BONUSES)
+                    await ledger.credit(
+                        user_id=user,
+                        amount=amount,
+                        key=f"bench-seed:{user}:{n}",
+                        type=MovementType.BONUS,
+                        reference="bench",
+                        source=SystemAccount.BONUSES,
+                    )
 
         async with anyio.create_task_group() as group:
             for user in users:

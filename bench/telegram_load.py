@@ -84,8 +84,12 @@ class LoadTelegram(TelegramEmulator):
         if isinstance(text, str):
             self.texts_seen.append(text)
         markup = message.get("reply_markup") or {}
-        data = [button["callback_data"] for row in markup.get("inline_keyboard", []) for button in row
-                if button.get("callback_data")]
+        data = [
+            button["callback_data"]
+            for row in markup.get("inline_keyboard", [])
+            for button in row
+            if button.get("callback_data")
+        ]
         if data:
             self.buttons[chat] = (int(message["message_id"]), data)
 

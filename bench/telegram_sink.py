@@ -28,8 +28,10 @@ async def main(token: str, first: int, count: int) -> None:
             async for _ in signals:
                 break
         group.cancel_scope.cancel()
-    print("sink summary " + json.dumps({"methods": dict(telegram.methods), "failures": dict(telegram.failures)}),
-          flush=True)
+    print(
+        "sink summary " + json.dumps({"methods": dict(telegram.methods), "failures": dict(telegram.failures)}),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

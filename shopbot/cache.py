@@ -126,13 +126,23 @@ async def delete_prefix(redis: Redis, prefix: str) -> None:
 class Cache:
     """`get`, `put` and `forget` by kind and key; Redis when configured and answering, else in-process."""
 
-    def __init__(self, link: RedisLink, config: CacheConfig, metrics: Metrics | None = None, *,
-                 max_entries: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        config: CacheConfig,
+        metrics: Metrics | None = None,
+        *,
+        max_entries: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         max_entries = max_entries or config.max_entries
         self.link = link
         self.metrics = metrics
-        self.ttls: dict[Kind, int] = {"user": config.user_ttl, "session": config.session_ttl,
-                                      "payment": config.payment_ttl}
+        self.ttls: dict[Kind, int] = {
+            "user": config.user_ttl,
+            "session": config.session_ttl,
+            "payment": config.payment_ttl,
+        }
         self.local: LocalEntries[str, bytes] = LocalEntries(max_entries, clock)
         self._touched = Touched(max_entries)
         self._decoders: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
@@ -204,8 +214,9 @@ class Cache:
             await redis.delete(*keys)
         touched.done(keys, overflowed)
         self.local.clear()
-        log.info("cache: %s entries changed during the Redis outage dropped from Redis",
-                 "all" if overflowed else len(keys))
+        log.info(
+            "cache: %s entries changed during the Redis outage dropped from Redis", "all" if overflowed else len(keys)
+        )
 
     def _decode(self, raw: bytes, type: type[T]) -> T | None:
         decoder = self._decoders.get(type)

@@ -28,6 +28,12 @@ class Lifecycle:
         log.info("stopping: %s", reason)
         self.stopping.set()
 
+    async def sleep(self, seconds: float) -> bool:
+        """Wait `seconds`, or less when a stop is requested meanwhile; True when the shop is stopping."""
+        with anyio.move_on_after(seconds):
+            await self.stopping.wait()
+        return self.stopping.is_set()
+
     async def wait_stopping(self) -> None:
         """Return once a stop was requested (hypercorn's shutdown trigger)."""
         await self.stopping.wait()

@@ -14,8 +14,13 @@ from shopbot.config.schema import LogConfig
 
 REDACTED = "********"
 # Libraries that log every update or request at INFO; an operator wants to see the shop's own lines.
-NOISY_LOGGERS = {"aiogram.event": logging.WARNING, "aiogram.dispatcher": logging.WARNING,
-                 "hypercorn.access": logging.WARNING, "httpx": logging.WARNING, "asyncpg": logging.WARNING}
+NOISY_LOGGERS = {
+    "aiogram.event": logging.WARNING,
+    "aiogram.dispatcher": logging.WARNING,
+    "hypercorn.access": logging.WARNING,
+    "httpx": logging.WARNING,
+    "asyncpg": logging.WARNING,
+}
 _json = msgspec.json.Encoder()
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from shopbot.db.migrate import apply_migrations
-from shopbot.guard.redis_link import RedisLink
 from shopbot.db.server import with_database
+from shopbot.guard.redis_link import RedisLink
 
 ROOT = Path(__file__).resolve().parent.parent
 

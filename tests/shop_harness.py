@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from decimal import Decimal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 import anyio
 import httpx
 import msgspec
 
-from shopbot.app import RunningShop, run_shop
+from shopbot.app.serve import RunningShop, run_shop
 from shopbot.config.schema import (
-    Config, DatabaseConfig, FragmentConfig, HeleketConfig, MetricsConfig, RateLimitConfig, ShutdownConfig,
-    SupervisorConfig, TelegramConfig, WebConfig,
+    Config,
+    DatabaseConfig,
+    FragmentConfig,
+    HeleketConfig,
+    MetricsConfig,
+    RateLimitConfig,
+    ShutdownConfig,
+    SupervisorConfig,
+    TelegramConfig,
+    WebConfig,
 )
 from shopbot.config.secret import Secret
 from shopbot.lifecycle import Lifecycle
@@ -55,9 +63,13 @@ class ShopUnderTest:
         return response.text
 
 
-UNLIMITED = RateLimitConfig(messages_per_minute=100_000, operations_per_minute=100_000,
-                            payments_per_minute=100_000, global_messages_per_minute=1_000_000,
-                            webhook_per_minute=1_000_000)
+UNLIMITED = RateLimitConfig(
+    messages_per_minute=100_000,
+    operations_per_minute=100_000,
+    payments_per_minute=100_000,
+    global_messages_per_minute=1_000_000,
+    webhook_per_minute=1_000_000,
+)
 
 
 def shop_config(database_url: str, telegram_port: int, **overrides: object) -> Config:
@@ -87,27 +99,43 @@ def free_port() -> int:
 
 
 def heleket_config(heleket_port: int, **keys: object) -> HeleketConfig:
-    settings: dict[str, object] = dict(base_url=f"http://127.0.0.1:{heleket_port}", merchant_uuid=MERCHANT,
-                                       api_key=Secret(HELEKET_KEY), allowed_ips=(), poll_seconds=3600.0)
+    settings: dict[str, object] = dict(
+        base_url=f"http://127.0.0.1:{heleket_port}",
+        merchant_uuid=MERCHANT,
+        api_key=Secret(HELEKET_KEY),
+        allowed_ips=(),
+        poll_seconds=3600.0,
+    )
     settings.update(keys)
     return HeleketConfig(**settings)  # type: ignore[arg-type]
 
 
 def fragment_config(fragment_port: int, **keys: object) -> FragmentConfig:
-    settings: dict[str, object] = dict(base_url=f"http://127.0.0.1:{fragment_port}",
-                                       seed_phrase=Secret(" ".join(throwaway_mnemonic())), wallet_type="v4r2",
-                                       kyc=False, max_ton_per_order=50.0, request_timeout=5.0,
-                                       low_balance_ton=Decimal("1"))
+    settings: dict[str, object] = dict(
+        base_url=f"http://127.0.0.1:{fragment_port}",
+        seed_phrase=Secret(" ".join(throwaway_mnemonic())),
+        wallet_type="v4r2",
+        kyc=False,
+        max_ton_per_order=50.0,
+        request_timeout=5.0,
+        low_balance_ton=Decimal("1"),
+    )
     settings.update(keys)
     return FragmentConfig(**settings)  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager
-async def running_shop(database_url: str, telegram: TelegramEmulator | None = None, *, heleket: bool = False,
-                       heleket_keys: dict[str, object] | None = None, fragment: FragmentEmulator | None = None,
-                       fragment_keys: dict[str, object] | None = None,
-                       telegram_keys: dict[str, object] | None = None,
-                       **overrides: object) -> AsyncIterator[ShopUnderTest]:
+async def running_shop(
+    database_url: str,
+    telegram: TelegramEmulator | None = None,
+    *,
+    heleket: bool = False,
+    heleket_keys: dict[str, object] | None = None,
+    fragment: FragmentEmulator | None = None,
+    fragment_keys: dict[str, object] | None = None,
+    telegram_keys: dict[str, object] | None = None,
+    **overrides: object,
+) -> AsyncIterator[ShopUnderTest]:
     """The shop, up and ready; stopped gracefully on exit, and its exit code recorded. With heleket=True
     it talks to a Heleket emulator and receives its webhooks on a known port."""
     telegram = telegram or TelegramEmulator(token=TOKEN)
@@ -122,8 +150,9 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
             heleket_port = await group.start(serve_heleket_emulator, emulator)
             web_port = free_port()
             overrides.setdefault("heleket", heleket_config(heleket_port, **(heleket_keys or {})))
-            overrides.setdefault("web", WebConfig(host="127.0.0.1", port=web_port,
-                                                  public_url=f"http://127.0.0.1:{web_port}"))
+            overrides.setdefault(
+                "web", WebConfig(host="127.0.0.1", port=web_port, public_url=f"http://127.0.0.1:{web_port}")
+            )
         if fragment is not None:
             fragment_port = await group.start(serve_fragment_emulator, fragment)
             overrides.setdefault("fragment", fragment_config(fragment_port, **(fragment_keys or {})))
@@ -134,8 +163,7 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
             config = _replace(config, "telegram", msgspec.structs.replace(config.telegram, **telegram_keys))
 
         async def run(*, task_status: anyio.abc.TaskStatus[RunningShop]) -> None:
-            exit_codes.append(await run_shop(config, lifecycle,
-                                             task_status=task_status))
+            exit_codes.append(await run_shop(config, lifecycle, task_status=task_status))
 
         shop = await group.start(run)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{shop.web_port}") as http:
@@ -149,5 +177,3 @@ async def running_shop(database_url: str, telegram: TelegramEmulator | None = No
         group.cancel_scope.cancel()
     # Across every test that runs a shop: no button press is left without an answer.
     assert not telegram.unanswered_callbacks, f"unanswered callback queries: {telegram.unanswered_callbacks}"
-
-

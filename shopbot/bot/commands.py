@@ -7,8 +7,19 @@ from aiogram.types import BotCommand
 
 from shopbot.locales import DEFAULT_LANGUAGE, LANGUAGES, Texts
 
-COMMANDS = ("start", "balance", "recharge", "buy_stars", "premium", "history", "referral", "promo", "language", "help",
-            "paysupport")
+COMMANDS = (
+    "start",
+    "balance",
+    "recharge",
+    "buy_stars",
+    "premium",
+    "history",
+    "referral",
+    "promo",
+    "language",
+    "help",
+    "paysupport",
+)
 
 
 async def register_commands(bot: Bot, texts: Texts) -> None:

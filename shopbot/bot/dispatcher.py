@@ -1,4 +1,7 @@
-"""Builds the aiogram Dispatcher: middlewares first, then one router per flow, the fallback last."""
+"""Builds the aiogram Dispatcher: middlewares first, then one router per flow, the fallback last.
+
+The bot's front door: the only module that knows the admin area, so the wiring above reaches the admin's
+services and the broadcast sender through it."""
 
 from __future__ import annotations
 
@@ -9,27 +12,40 @@ from aiogram import Dispatcher, Router
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
-from shopbot.admin import broadcast_flow
-from shopbot.admin import menu as admin_menu
-from shopbot.admin.access import IsAdmin
-from shopbot.admin.maintenance import MaintenanceGate
-from shopbot.admin.services import AdminServices
-from shopbot.bot.errors import error_handler
+from shopbot.bot.admin import broadcast_flow
+from shopbot.bot.admin import menu as admin_menu
+from shopbot.bot.admin.access import IsAdmin
+from shopbot.bot.admin.broadcast_sender import BroadcastSender
+from shopbot.bot.admin.maintenance import MaintenanceGate
+from shopbot.bot.admin.services import AdminServices, admin_services
+from shopbot.bot.error_handler import error_handler
 from shopbot.bot.limits import BotLimits, PaymentLimits, UpdateLimits
 from shopbot.bot.middlewares import CommandsLeaveFlows, KnownUserMiddleware
 from shopbot.bot.routers import (
-    balance, fallback, help, history, language, premium, promo, recharge, referral, stars, start,
+    balance,
+    fallback,
+    help,
+    history,
+    language,
+    premium,
+    promo,
+    recharge,
+    referral,
+    stars,
+    start,
 )
 from shopbot.cache import Cache
 from shopbot.config.schema import Config
 from shopbot.fulfilment.orders import Orders
+from shopbot.fulfilment.products import Shopfront
 from shopbot.guard.limiter import RateLimiter
 from shopbot.guard.redis_link import RedisLink
-from shopbot.fulfilment.products import Shopfront
 from shopbot.ledger import Ledger
 from shopbot.locales import Texts
 from shopbot.metrics import Metrics
 from shopbot.payments.topup import TopUps
+
+__all__ = ["AdminServices", "BotServices", "BroadcastSender", "admin_services", "build_dispatcher"]
 
 
 @dataclass
@@ -59,9 +75,12 @@ def build_dispatcher(services: BotServices, storage: BaseStorage | None = None) 
     # Order matters. The user is recorded (and their language known) before any filter or handler runs;
     # every callback query is then answered even if its handler forgets to (no endless spinner).
     dispatcher.update.outer_middleware(users)
-    limits = services.limits or BotLimits(RateLimiter(RedisLink(None), ttl=services.config.cache.rate_limit_ttl),
-                                          services.config.rate_limit, services.config.telegram.admin_ids,
-                                          services.metrics)
+    limits = services.limits or BotLimits(
+        RateLimiter(RedisLink(None), ttl=services.config.cache.rate_limit_ttl),
+        services.config.rate_limit,
+        services.config.telegram.admin_ids,
+        services.metrics,
+    )
     # Limits come after the user is known (premium, first seen) and before anything else touches them.
     dispatcher.update.outer_middleware(UpdateLimits(limits))
     if services.admin is not None:
@@ -86,5 +105,7 @@ def build_dispatcher(services: BotServices, storage: BaseStorage | None = None) 
 
 def flow_routers() -> list[Router]:
     """The user flows, each its own router module."""
-    return [module.build_router() for module in (balance, recharge, history, language, help, stars, premium,
-                                                        promo, referral)]
+    return [
+        module.build_router()
+        for module in (balance, recharge, history, language, help, stars, premium, promo, referral)
+    ]

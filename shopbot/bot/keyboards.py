@@ -16,9 +16,11 @@ def button(t: Translator, key: str, data: str) -> InlineKeyboardButton:
 
 def main_menu(t: Translator) -> InlineKeyboardMarkup:
     """Balance, Top up, Buy Stars, Gift Premium, History, Language, Help."""
-    return InlineKeyboardMarkup(inline_keyboard=[
-        [button(t, f"menu-{action}", Menu(action=action).pack()) for action in row] for row in MENU_ROWS
-    ])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(t, f"menu-{action}", Menu(action=action).pack()) for action in row] for row in MENU_ROWS
+        ]
+    )
 
 
 def back_to_menu(t: Translator) -> InlineKeyboardMarkup:

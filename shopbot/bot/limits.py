@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
@@ -32,15 +32,20 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 # The handler flag that marks a payment action: `router.message.register(..., flags=PAYMENT)`.
 PAYMENT = {"payment": True}
 # The text each limit's refusal shows.
-TEXT = {"messages": "limit-slow-down", "operations": "limit-slow-down", "payments": "limit-payments",
-        "global": "limit-busy"}
+TEXT = {
+    "messages": "limit-slow-down",
+    "operations": "limit-slow-down",
+    "payments": "limit-payments",
+    "global": "limit-busy",
+}
 
 
 class BotLimits:
     """The bot's limits from `[rate_limit]`, and who gets how much of them."""
 
-    def __init__(self, limiter: RateLimiter, config: RateLimitConfig, admin_ids: tuple[int, ...],
-                 metrics: Metrics) -> None:
+    def __init__(
+        self, limiter: RateLimiter, config: RateLimitConfig, admin_ids: tuple[int, ...], metrics: Metrics
+    ) -> None:
         self.limiter = limiter
         self.config = config
         self.admins = frozenset(admin_ids)
@@ -53,7 +58,7 @@ class BotLimits:
     def multiplier(self, user: User, first_seen: datetime | None) -> float:
         factor = self.config.premium_multiplier if user.is_premium else 1.0
         if first_seen is not None and self.config.new_user_window > 0:
-            if datetime.now(timezone.utc) - first_seen < timedelta(seconds=self.config.new_user_window):
+            if datetime.now(UTC) - first_seen < timedelta(seconds=self.config.new_user_window):
                 factor *= self.config.new_user_multiplier
         return factor
 
@@ -72,8 +77,16 @@ class BotLimits:
                 return limit, verdict
         return None
 
-    async def tell(self, bot: Bot, t: Translator | None, user: User, event: TelegramObject, limit: Limit,
-                   verdict: Verdict, callback_answer: CallbackAnswer | None = None) -> None:
+    async def tell(
+        self,
+        bot: Bot,
+        t: Translator | None,
+        user: User,
+        event: TelegramObject,
+        limit: Limit,
+        verdict: Verdict,
+        callback_answer: CallbackAnswer | None = None,
+    ) -> None:
         """Say when to retry: as the press's answer, or once per wait in the chat."""
         text = t(TEXT[limit.name], seconds=verdict.retry_seconds) if t is not None else ""
         try:
@@ -133,6 +146,7 @@ class PaymentLimits(BaseMiddleware):
         refused = await self.limits.check(user, data, self.limits.payments)
         if refused is None:
             return await handler(event, data)
-        await self.limits.tell(data["bot"], data.get("t"), user, event, *refused,
-                               callback_answer=data.get("callback_answer"))
+        await self.limits.tell(
+            data["bot"], data.get("t"), user, event, *refused, callback_answer=data.get("callback_answer")
+        )
         return None

@@ -37,8 +37,15 @@ class ShopUser(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _as_sent(user: User) -> ShopUser:
-    return ShopUser(id=user.id, username=user.username, first_name=user.first_name, last_name=user.last_name,
-                    language="", is_premium=bool(user.is_premium), telegram_language=pick_language(user.language_code))
+    return ShopUser(
+        id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        language="",
+        is_premium=bool(user.is_premium),
+        telegram_language=pick_language(user.language_code),
+    )
 
 
 class KnownUserMiddleware(BaseMiddleware):
@@ -70,8 +77,9 @@ class KnownUserMiddleware(BaseMiddleware):
         cached = await self.cache.get("user", user.id, ShopUser)
         if cached is not None and cached.sender() == sent.sender():
             return cached
-        row = await queries.users.upsert_user(self.pool, user.id, sent.username, sent.first_name, sent.last_name,
-                                              sent.telegram_language, sent.is_premium)
+        row = await queries.users.upsert_user(
+            self.pool, user.id, sent.username, sent.first_name, sent.last_name, sent.telegram_language, sent.is_premium
+        )
         shop_user = msgspec.structs.replace(sent, language=row["language"], first_seen_at=row["first_seen_at"])
         await self.cache.put("user", user.id, shop_user)
         return shop_user

@@ -1,10 +1,9 @@
-"""Messages the shop sends a user on its own, not as a reply: a top-up arrived, an order moved."""
+"""Messages the shop sends on its own, not as a reply, through Telegram: a top-up arrived, an order moved
+(`OrderNotifier`), an alert to the admins (`Alert`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from decimal import Decimal
 
 import asyncpg
 from aiogram import Bot
@@ -13,14 +12,11 @@ from aiogram.exceptions import TelegramAPIError
 from shopbot.db.queries import queries
 from shopbot.fulfilment.orders import Order
 from shopbot.locales import Markup, Texts, pick_language
+from shopbot.money import format_money
+from shopbot.notify import Alert
 from shopbot.payments.settle import Credited, Notify
 
 log = logging.getLogger(__name__)
-
-
-def format_money(amount: Decimal, currency: str) -> str:
-    """Two decimals for display; the ledger keeps full precision."""
-    return f"{amount.quantize(Decimal('0.01'))} {currency}"
 
 
 async def language_of(pool: asyncpg.Pool, user_id: int) -> str:
@@ -40,8 +36,12 @@ def topup_notifier(bot: Bot, texts: Texts, pool: asyncpg.Pool) -> Notify:
     async def notify(credited: Credited) -> None:
         language = await language_of(pool, credited.user_id)
         balance = credited.available if credited.available is not None else credited.amount
-        text = texts.get(language, "notice-topup", amount=format_money(credited.amount, credited.currency),
-                         balance=format_money(balance, credited.currency))
+        text = texts.get(
+            language,
+            "notice-topup",
+            amount=format_money(credited.amount, credited.currency),
+            balance=format_money(balance, credited.currency),
+        )
         await bot.send_message(credited.user_id, text)
 
     return notify
@@ -72,7 +72,7 @@ class OrderNotices:
         await self._send(order, "notice-delayed")
 
 
-def admin_alert(bot: Bot, admin_ids: tuple[int, ...]) -> Callable[[str], Awaitable[None]]:
+def admin_alert(bot: Bot, admin_ids: tuple[int, ...]) -> Alert:
     """A message to every admin; one unreachable admin does not stop the others."""
 
     async def alert(text: str) -> None:

@@ -33,8 +33,9 @@ MAX_BACKOFF = 30.0
 class Poller:
     """Fetches updates while the shop runs and feeds each to the dispatcher in its own task."""
 
-    def __init__(self, updates: UpdateHandler, lifecycle: Lifecycle, texts: Texts, *, poll_timeout: int,
-                 max_concurrent: int) -> None:
+    def __init__(
+        self, updates: UpdateHandler, lifecycle: Lifecycle, texts: Texts, *, poll_timeout: int, max_concurrent: int
+    ) -> None:
         self.updates = updates
         self.bot = updates.bot
         self.dispatcher = updates.dispatcher
@@ -107,8 +108,7 @@ class Poller:
                 delay = min(delay * 2, MAX_BACKOFF)
                 self.metrics.errors.labels("telegram_poll").inc()
                 log.warning("getUpdates failed (%s); polling again in %.0f s", type(exc).__name__, wait)
-                with anyio.move_on_after(wait):
-                    await self.lifecycle.stopping.wait()
+                await self.lifecycle.sleep(wait)
             finally:
                 self._poll_scope = anyio.CancelScope()
         return []

@@ -34,8 +34,14 @@ _json_decode = msgspec.json.Decoder(dict[str, Any]).decode
 class FailoverStorage(BaseStorage):
     """An aiogram FSM storage choosing Redis or this process per call, through the shared `RedisLink`."""
 
-    def __init__(self, link: RedisLink, ttl: int, *, max_entries: int = DEFAULT_MAX_ENTRIES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        ttl: int,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.link = link
         self.ttl = ttl
         self.key_builder = DefaultKeyBuilder(prefix=PREFIX)
@@ -119,5 +125,7 @@ class FailoverStorage(BaseStorage):
                 await pipe.execute()
         touched.done(keys, overflowed)
         self.local.clear()
-        log.info("sessions: %s changed during the Redis outage carried over to Redis",
-                 "none (too many)" if overflowed else len(keys))
+        log.info(
+            "sessions: %s changed during the Redis outage carried over to Redis",
+            "none (too many)" if overflowed else len(keys),
+        )

@@ -20,7 +20,13 @@ from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramNetworkError, TelegramServerError
 from aiogram.methods import (
-    DeleteMyCommands, DeleteWebhook, GetUpdates, Response, SetMyCommands, SetWebhook, TelegramMethod,
+    DeleteMyCommands,
+    DeleteWebhook,
+    GetUpdates,
+    Response,
+    SetMyCommands,
+    SetWebhook,
+    TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
 
@@ -47,8 +53,9 @@ class TelegramCircuit(BaseRequestMiddleware):
     def __init__(self, breaker: CircuitBreaker) -> None:
         self.breaker = breaker
 
-    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
-                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+    async def __call__(
+        self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
+    ) -> Response[TelegramType]:
         if _unguarded.get() or isinstance(method, START_UP):
             return await make_request(bot, method)
         circuit = await self.breaker.status()
@@ -83,6 +90,7 @@ def unguarded() -> Iterator[None]:
 
 def unguarded_check(check: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
     """`check`, run outside the circuit."""
+
     async def run() -> object:
         with unguarded():
             return await check()

@@ -45,7 +45,7 @@ class UpdateHandler:
             response = await self.dispatcher.feed_update(self.bot, update)
             if isinstance(response, TelegramMethod):
                 await self.bot(response)
-        except Exception:  # noqa: BLE001 - the loop boundary for one update
+        except Exception:
             self.metrics.errors.labels("handler").inc()
             log.exception("update %d failed", update.update_id)
         finally:

@@ -27,7 +27,7 @@ from shopbot.config.secret import Secret
 from shopbot.guard.circuit import OPEN, CircuitBreaker
 from shopbot.lifecycle import Lifecycle
 from shopbot.locales import Texts
-from shopbot.web.body import BodyTooLarge, read_limited
+from shopbot.request_body import BodyTooLarge, read_limited
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
@@ -37,8 +37,17 @@ MAX_BODY = 1024 * 1024
 class WebhookReceiver:
     """Registers the webhook at start and handles what the route queues."""
 
-    def __init__(self, updates: UpdateHandler, lifecycle: Lifecycle, texts: Texts, *, url: str, secret: Secret,
-                 max_concurrent: int, circuit: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        updates: UpdateHandler,
+        lifecycle: Lifecycle,
+        texts: Texts,
+        *,
+        url: str,
+        secret: Secret,
+        max_concurrent: int,
+        circuit: CircuitBreaker | None = None,
+    ) -> None:
         self.updates = updates
         self.max_concurrent = max_concurrent
         self.circuit = circuit
@@ -53,8 +62,12 @@ class WebhookReceiver:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         bot, dispatcher = self.updates.bot, self.updates.dispatcher
         # Pending updates are kept (never drop_pending_updates): they may be payments.
-        await bot.set_webhook(self.url, secret_token=self.secret.reveal(),
-                              allowed_updates=dispatcher.resolve_used_update_types(), drop_pending_updates=False)
+        await bot.set_webhook(
+            self.url,
+            secret_token=self.secret.reveal(),
+            allowed_updates=dispatcher.resolve_used_update_types(),
+            drop_pending_updates=False,
+        )
         await self.updates.start(self.texts)
         send, receive = anyio.create_memory_object_stream[Update](self.max_concurrent)
         try:

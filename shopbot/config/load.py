@@ -19,8 +19,8 @@ import msgspec
 
 from shopbot.config.schema import PREMIUM_MONTHS, Config
 from shopbot.config.secret import Secret, decode_hook
+from shopbot.config.tls import tls_problems
 from shopbot.errors import ConfigError
-from shopbot.web.tls import tls_problems
 
 ENV_PREFIX = "SHOPBOT_"
 CONFIG_ENV = "SHOPBOT_CONFIG"
@@ -66,7 +66,9 @@ def read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file (create it from the shopbot.toml in the repository, or pass --config)"]) from None
+        raise ConfigError(
+            [f"{path}: no such file (create it from the shopbot.toml in the repository, or pass --config)"]
+        ) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from None
     try:
@@ -100,13 +102,13 @@ def env_target(name: str) -> tuple[str, str] | None:
     if name == CONFIG_ENV:
         return None
     if name.startswith(ENV_PREFIX):
-        section, sep, key = name[len(ENV_PREFIX):].partition("__")
+        section, sep, key = name[len(ENV_PREFIX) :].partition("__")
         return (section.lower(), key.lower()) if sep else (section.lower(), "")
     if name in LEGACY_NAMES:
         return LEGACY_NAMES[name]
     for prefix, (section, key_prefix, key_suffix) in LEGACY_FAMILIES.items():
         if name.startswith(prefix):
-            return section, key_prefix + name[len(prefix):].lower() + key_suffix
+            return section, key_prefix + name[len(prefix) :].lower() + key_suffix
     return None
 
 
@@ -252,8 +254,11 @@ def check_consistency(config: Config) -> list[str]:
         problems.append("web.tls_cert, web.tls_key: set both (HTTPS) or neither (plain HTTP)")
     if config.supervisor.backoff_initial > config.supervisor.backoff_max:
         problems.append("supervisor.backoff_initial: must not exceed supervisor.backoff_max")
-    for key, url in (("telegram.api_base", config.telegram.api_base), ("heleket.base_url", config.heleket.base_url),
-                     ("fragment.base_url", config.fragment.base_url)):
+    for key, url in (
+        ("telegram.api_base", config.telegram.api_base),
+        ("heleket.base_url", config.heleket.base_url),
+        ("fragment.base_url", config.fragment.base_url),
+    ):
         if not url.startswith(("http://", "https://")):
             problems.append(f"{key}: must start with http:// or https://")
     return problems
@@ -266,7 +271,9 @@ def serve_problems(config: Config) -> list[str]:
         problems.append("telegram.token: required to serve (set it, telegram.token_file, or SHOPBOT_TELEGRAM__TOKEN)")
     if config.telegram.mode == "webhook":
         if not config.web.public_url and not config.telegram.webhook_url:
-            problems.append("web.public_url: required in webhook mode (Telegram posts to <public_url>/webhook/telegram)")
+            problems.append(
+                "web.public_url: required in webhook mode (Telegram posts to <public_url>/webhook/telegram)"
+            )
         if not SECRET_TOKEN.fullmatch(config.telegram.webhook_secret.reveal()):
             problems.append("telegram.webhook_secret: required in webhook mode: 1-256 of A-Z a-z 0-9 _ -")
     problems.extend(tls_problems(config.web.tls_cert, config.web.tls_key))

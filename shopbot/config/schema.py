@@ -88,7 +88,8 @@ class ShopConfig(Section):
     star_packages: tuple[int, ...] = (50, 100, 250, 500, 1000, 2500)
     support_contact: str = ""
     premium_prices: dict[str, Decimal] = msgspec.field(
-        default_factory=lambda: {"3": Decimal("14.99"), "6": Decimal("19.99"), "12": Decimal("35.99")})
+        default_factory=lambda: {"3": Decimal("14.99"), "6": Decimal("19.99"), "12": Decimal("35.99")}
+    )
 
 
 class LogConfig(Section):
@@ -200,9 +201,11 @@ class PricingConfig(Section):
     floor: Decimal = Decimal("0.01")
     ceiling: Decimal = Decimal("0.10")
     premium_floor: dict[str, Decimal] = msgspec.field(
-        default_factory=lambda: {"3": Decimal("8.00"), "6": Decimal("12.00"), "12": Decimal("20.00")})
+        default_factory=lambda: {"3": Decimal("8.00"), "6": Decimal("12.00"), "12": Decimal("20.00")}
+    )
     premium_ceiling: dict[str, Decimal] = msgspec.field(
-        default_factory=lambda: {"3": Decimal("40.00"), "6": Decimal("60.00"), "12": Decimal("100.00")})
+        default_factory=lambda: {"3": Decimal("40.00"), "6": Decimal("60.00"), "12": Decimal("100.00")}
+    )
     # Seconds a user's quote keeps its price; a Confirm pressed later is re-quoted, not honoured.
     quote_seconds: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 120.0
 

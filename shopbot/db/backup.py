@@ -31,15 +31,25 @@ import anyio.to_thread
 from shopbot.config.schema import Config, DatabaseConfig
 from shopbot.db.embedded import is_our_postmaster, read_postmaster_pid, socket_dsn
 from shopbot.db.pgtools import (
-    BackupError, PgProgram, Target, choose_dump_program, choose_restore_program, installed, program_problem,
-    run_program, split_password,
+    BackupError,
+    PgProgram,
+    Target,
+    choose_dump_program,
+    choose_restore_program,
+    installed,
+    program_problem,
+    run_program,
+    split_password,
 )
 from shopbot.db.pool import connect, describe_dsn
 from shopbot.db.queries import queries
 from shopbot.db.server import SHOP_DATABASE, open_database_server, with_database
 
-ARCHIVE_FIELD = re.compile(r"^;\s+(Archive created at|dbname:|Dumped from database version:|"
-                           r"Dumped by pg_dump version:)\s*(.*)$", re.MULTILINE)
+ARCHIVE_FIELD = re.compile(
+    r"^;\s+(Archive created at|dbname:|Dumped from database version:|"
+    r"Dumped by pg_dump version:)\s*(.*)$",
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)
@@ -113,8 +123,10 @@ def running_shop_dsn(data_dir: Path, holder: int) -> str:
     pgdata = data_dir / "pgdata"
     info = read_postmaster_pid(pgdata)
     if info is None or info.status != "ready" or not is_our_postmaster(info.pid, pgdata):
-        raise BackupError(f"the embedded PostgreSQL in {data_dir} belongs to a running shopbot (pid {holder}) "
-                          "but is not ready; retry in a moment")
+        raise BackupError(
+            f"the embedded PostgreSQL in {data_dir} belongs to a running shopbot (pid {holder}) "
+            "but is not ready; retry in a moment"
+        )
     return with_database(socket_dsn(info.socket_dir, info.port), SHOP_DATABASE)
 
 
@@ -126,8 +138,10 @@ async def open_backup_source(config: DatabaseConfig) -> AsyncIterator[str]:
         try:
             exists = (data_dir / "pgdata" / "PG_VERSION").exists()
         except PermissionError:
-            raise BackupError(f"embedded PostgreSQL data dir {data_dir}: permission denied (run this as the user "
-                              "shopbot runs as, or as root)") from None
+            raise BackupError(
+                f"embedded PostgreSQL data dir {data_dir}: permission denied (run this as the user "
+                "shopbot runs as, or as root)"
+            ) from None
         if not exists:
             raise BackupError(f"no embedded database in {data_dir} (database.embedded_dir): nothing to back up")
         holder = shop_holding(data_dir)
@@ -195,14 +209,21 @@ def inspect_backup(path: Path) -> BackupInfo:
     newest = max(installed("pg_restore"), key=lambda program: program.major)
     result = run_program(newest, ["--list", str(path)], None)
     if result.returncode != 0:
-        raise BackupError(f"{path}: not a backup made by `shopbot backup` (a pg_dump custom-format archive): "
-                          f"{program_problem(result.stderr)}")
+        raise BackupError(
+            f"{path}: not a backup made by `shopbot backup` (a pg_dump custom-format archive): "
+            f"{program_problem(result.stderr)}"
+        )
     fields = {name: value.strip() for name, value in ARCHIVE_FIELD.findall(result.stdout)}
     server_version = fields.get("Dumped from database version:", "")
     dumped_by = fields.get("Dumped by pg_dump version:", "")
-    return BackupInfo(path, fields.get("Archive created at", "unknown"), fields.get("dbname:", "unknown"),
-                      server_version.split(" ")[0] or "unknown", leading_number(server_version),
-                      leading_number(dumped_by))
+    return BackupInfo(
+        path,
+        fields.get("Archive created at", "unknown"),
+        fields.get("dbname:", "unknown"),
+        server_version.split(" ")[0] or "unknown",
+        leading_number(server_version),
+        leading_number(dumped_by),
+    )
 
 
 @contextlib.contextmanager
@@ -241,23 +262,37 @@ async def restore_database(config: Config, backup: BackupInfo) -> str:
         data_dir = Path(config.database.embedded_dir).resolve()
         holder = shop_holding(data_dir)
         if holder is not None:
-            raise BackupError(f"the embedded database in {data_dir} is in use by a running shopbot (pid {holder}): "
-                              "stop it before restoring")
+            raise BackupError(
+                f"the embedded database in {data_dir} is in use by a running shopbot (pid {holder}): "
+                "stop it before restoring"
+            )
     async with open_database_server(config.database) as dsn:
         server = await inspect_server(dsn, config.database.connect_timeout)
         target = split_password(dsn, describe_target(config.database))
         if server.other_sessions:
-            raise BackupError(f"{target.described} is in use ({', '.join(server.other_sessions)} "
-                              "session(s)): stop shopbot and anything else using it before restoring")
+            raise BackupError(
+                f"{target.described} is in use ({', '.join(server.other_sessions)} "
+                "session(s)): stop shopbot and anything else using it before restoring"
+            )
         program = choose_restore_program(backup.path, backup.dumped_by_major, server.major)
-        args = ["--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-                "--exit-on-error", "--no-password", f"--dbname={target.uri}", str(backup.path)]
+        args = [
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--no-privileges",
+            "--single-transaction",
+            "--exit-on-error",
+            "--no-password",
+            f"--dbname={target.uri}",
+            str(backup.path),
+        ]
         result = await anyio.to_thread.run_sync(run_program, program, args, target)
     if result.returncode != 0:
         hint = ""
         if backup.server_major > server.major:
-            hint = (f" (the backup is of PostgreSQL {backup.server_version} and the database runs "
-                    f"{server.version}: restore into PostgreSQL {backup.server_major} or newer)")
-        raise BackupError(f"restore failed and changed nothing: {target.redact(program_problem(result.stderr))}"
-                          f"{hint}")
+            hint = (
+                f" (the backup is of PostgreSQL {backup.server_version} and the database runs "
+                f"{server.version}: restore into PostgreSQL {backup.server_major} or newer)"
+            )
+        raise BackupError(f"restore failed and changed nothing: {target.redact(program_problem(result.stderr))}{hint}")
     return target.described

@@ -149,10 +149,18 @@ class EmbeddedPostgres:
         scratch = self.data_dir / "pgdata.initdb"
         shutil.rmtree(scratch, ignore_errors=True)
         args = [
-            "-D", str(scratch), "-U", SUPERUSER, "--no-instructions",
-            "--auth-local=trust", "--auth-host=reject", "--encoding=UTF8",
+            "-D",
+            str(scratch),
+            "-U",
+            SUPERUSER,
+            "--no-instructions",
+            "--auth-local=trust",
+            "--auth-host=reject",
+            "--encoding=UTF8",
             # C collation needs no OS locales; the builtin C.UTF-8 still knows Unicode letter cases.
-            "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8",
+            "--locale=C",
+            "--locale-provider=builtin",
+            "--builtin-locale=C.UTF-8",
         ]
         if not self.durable:
             args.append("--no-sync")
@@ -160,8 +168,9 @@ class EmbeddedPostgres:
         result = run_as(user, self._bin_dir / "initdb", args, cwd=self.data_dir, timeout=300)
         if result.returncode != 0:
             shutil.rmtree(scratch, ignore_errors=True)
-            raise EmbeddedPostgresError(f"embedded PostgreSQL could not initialise {self.pgdata}: "
-                                        f"{last_lines(result.stderr)}")
+            raise EmbeddedPostgresError(
+                f"embedded PostgreSQL could not initialise {self.pgdata}: {last_lines(result.stderr)}"
+            )
         scratch.rename(self.pgdata)
         log.info("initialised embedded PostgreSQL in %s (%.1f s)", self.pgdata, time.monotonic() - started)
 
@@ -180,8 +189,19 @@ class EmbeddedPostgres:
         options = shlex.join(arg for name, value in settings.items() for arg in ("-c", f"{name}={value}"))
         rotate_log(self.log_file)
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        args = ["start", "-D", str(self.pgdata), "-w", "-t", str(int(READY_TIMEOUT)), "-s",
-                "-l", str(self.log_file), "-o", options]
+        args = [
+            "start",
+            "-D",
+            str(self.pgdata),
+            "-w",
+            "-t",
+            str(int(READY_TIMEOUT)),
+            "-s",
+            "-l",
+            str(self.log_file),
+            "-o",
+            options,
+        ]
         started = time.monotonic()
         result = run_as(user, self._bin_dir / "pg_ctl", args, cwd=self.data_dir, timeout=READY_TIMEOUT + 30)
         info = read_postmaster_pid(self.pgdata)
@@ -232,7 +252,7 @@ def find_bin_dir() -> Path:
 def check_path(data_dir: Path) -> None:
     """Refuse data dir paths that pg_ctl's shell command line cannot carry."""
     if UNSAFE_PATH_CHARS & set(str(data_dir)):
-        raise EmbeddedPostgresError(f"embedded PostgreSQL data dir {data_dir} must not contain \" $ ` \\ or newlines")
+        raise EmbeddedPostgresError(f'embedded PostgreSQL data dir {data_dir} must not contain " $ ` \\ or newlines')
 
 
 def server_user() -> ServerUser:
@@ -249,8 +269,19 @@ def server_user() -> ServerUser:
 
 def create_system_user(name: str) -> pwd.struct_passwd:
     """Add a system user with its own group, no home and no login shell."""
-    command = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-               "--shell", "/usr/sbin/nologin", "--comment", "shopbot embedded PostgreSQL", name]
+    command = [
+        "useradd",
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/usr/sbin/nologin",
+        "--comment",
+        "shopbot embedded PostgreSQL",
+        name,
+    ]
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
     except OSError as exc:
@@ -261,24 +292,33 @@ def create_system_user(name: str) -> pwd.struct_passwd:
     raise EmbeddedPostgresError(f"cannot create OS user {name} for embedded PostgreSQL: {last_lines(result.stderr)}")
 
 
-def run_as(user: ServerUser, program: Path, args: Sequence[str], *, cwd: Path,
-           timeout: float) -> subprocess.CompletedProcess[str]:
+def run_as(
+    user: ServerUser, program: Path, args: Sequence[str], *, cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
     """Run a PostgreSQL program as the server user with a minimal, predictable environment."""
     # C messages keep logs greppable; TZ spares initdb its scan of the zoneinfo tree.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
     try:
         return subprocess.run(
-            [str(program), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-            umask=0o077, check=False,
+            [str(program), *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            umask=0o077,
+            check=False,
             # As root: become the server user, dropping root's supplementary groups too.
-            user=user.uid if user.switch else None, group=user.gid if user.switch else None,
+            user=user.uid if user.switch else None,
+            group=user.gid if user.switch else None,
             extra_groups=[] if user.switch else None,
         )
     except subprocess.TimeoutExpired:
         raise EmbeddedPostgresError(f"embedded PostgreSQL: {program.name} did not finish in {timeout:.0f} s") from None
     except OSError as exc:
-        raise EmbeddedPostgresError(f"embedded PostgreSQL: cannot run {program} as OS user {user.name}: "
-                                    f"{exc.strerror}") from None
+        raise EmbeddedPostgresError(
+            f"embedded PostgreSQL: cannot run {program} as OS user {user.name}: {exc.strerror}"
+        ) from None
 
 
 # --- the data directory ----------------------------------------------------------------------------
@@ -318,8 +358,9 @@ def lock_data_dir(data_dir: Path) -> int:
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise EmbeddedPostgresError(f"embedded PostgreSQL in {data_dir} is already used by another "
-                                    f"shopbot process (pid {holder})") from None
+        raise EmbeddedPostgresError(
+            f"embedded PostgreSQL in {data_dir} is already used by another shopbot process (pid {holder})"
+        ) from None
     # The kernel drops the lock when we die, however we die; the PID is only for the message above.
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -339,8 +380,10 @@ def choose_socket_dir(data_dir: Path, user: ServerUser) -> Path:
     info = path.lstat()
     # Anyone can create names in /tmp: use the dir only if it is really ours and private.
     if not path.is_dir() or path.is_symlink() or info.st_uid != user.uid or info.st_mode & 0o077:
-        raise EmbeddedPostgresError(f"embedded PostgreSQL socket dir {path} is not a private directory of "
-                                    f"OS user {user.name}; remove it or use a shorter data dir path")
+        raise EmbeddedPostgresError(
+            f"embedded PostgreSQL socket dir {path} is not a private directory of "
+            f"OS user {user.name}; remove it or use a shorter data dir path"
+        )
     return path
 
 
@@ -391,14 +434,19 @@ def grant_traverse(directory: Path, user: ServerUser) -> None:
         mask = entries.get((_ACL_MASK, _ACL_NO_ID))
         entries[(_ACL_MASK, _ACL_NO_ID)] = (mask | _ACL_EXECUTE) if mask is not None else _or_all(group_class)
         packed = struct.pack("<I", _ACL_VERSION) + b"".join(
-            struct.pack("<HHI", tag, perm, ident) for (tag, ident), perm in sorted(entries.items()))
+            struct.pack("<HHI", tag, perm, ident) for (tag, ident), perm in sorted(entries.items())
+        )
         os.setxattr(directory, _ACL_XATTR, packed)
     except OSError as exc:
         raise EmbeddedPostgresError(
             f"embedded PostgreSQL runs as OS user {user.name}, which cannot traverse {directory} "
-            f"({exc.strerror}); run `chmod o+x {directory}` or put the data dir and shopbot elsewhere") from None
-    log.warning("granted OS user %s traverse (--x) on %s by ACL, so the embedded PostgreSQL can reach its files",
-                user.name, directory)
+            f"({exc.strerror}); run `chmod o+x {directory}` or put the data dir and shopbot elsewhere"
+        ) from None
+    log.warning(
+        "granted OS user %s traverse (--x) on %s by ACL, so the embedded PostgreSQL can reach its files",
+        user.name,
+        directory,
+    )
 
 
 def read_acl(directory: Path) -> dict[tuple[int, int], int]:
@@ -409,8 +457,11 @@ def read_acl(directory: Path) -> dict[tuple[int, int], int]:
         if exc.errno != errno.ENODATA:
             raise
         mode = directory.stat().st_mode
-        return {(_ACL_USER_OBJ, _ACL_NO_ID): (mode >> 6) & 7, (_ACL_GROUP_OBJ, _ACL_NO_ID): (mode >> 3) & 7,
-                (_ACL_OTHER, _ACL_NO_ID): mode & 7}
+        return {
+            (_ACL_USER_OBJ, _ACL_NO_ID): (mode >> 6) & 7,
+            (_ACL_GROUP_OBJ, _ACL_NO_ID): (mode >> 3) & 7,
+            (_ACL_OTHER, _ACL_NO_ID): mode & 7,
+        }
     return {(tag, ident): perm for tag, perm, ident in struct.iter_unpack("<HHI", raw[4:])}
 
 
@@ -447,16 +498,19 @@ def adopt_or_clear(pgdata: Path) -> PostmasterPid | None:
         if info is None:
             return None
         if not is_our_postmaster(info.pid, pgdata):
-            log.warning("removing stale %s (pid %d is not a PostgreSQL server on it)", pgdata / "postmaster.pid",
-                        info.pid)
+            log.warning(
+                "removing stale %s (pid %d is not a PostgreSQL server on it)", pgdata / "postmaster.pid", info.pid
+            )
             (pgdata / "postmaster.pid").unlink(missing_ok=True)
             return None
         if info.status == "ready" and info.socket_dir and Path(info.socket_dir, f".s.PGSQL.{info.port}").exists():
             log.info("adopted the embedded PostgreSQL (pid %d) left running on %s", info.pid, pgdata)
             return info
         if time.monotonic() > deadline:
-            raise EmbeddedPostgresError(f"embedded PostgreSQL (pid {info.pid}) on {pgdata} is running but not ready "
-                                        f"(status {info.status or 'starting'}); stop it or wait and retry")
+            raise EmbeddedPostgresError(
+                f"embedded PostgreSQL (pid {info.pid}) on {pgdata} is running but not ready "
+                f"(status {info.status or 'starting'}); stop it or wait and retry"
+            )
         time.sleep(0.05)  # starting (e.g. crash recovery) or stopping: wait for ready or gone
 
 
@@ -565,7 +619,7 @@ def last_lines(text: str) -> str:
     """The last problem line and the one before it (its cause, often), else the last three lines, as one line."""
     lines = [" ".join(LOG_PREFIX.sub("", line).split()) for line in text.splitlines() if line.strip()]
     problems = [index for index, line in enumerate(lines) if line.startswith(PROBLEM_LEVELS)]
-    chosen = lines[max(problems[-1] - 1, 0):problems[-1] + 1] if problems else lines[-3:]
+    chosen = lines[max(problems[-1] - 1, 0) : problems[-1] + 1] if problems else lines[-3:]
     return " / ".join(chosen)[-600:]
 
 

@@ -117,34 +117,44 @@ def choose_dump_program(server_major: int) -> PgProgram:
     programs = installed("pg_dump")
     eligible = [program for program in programs if program.major >= server_major]
     if not eligible:
-        raise BackupError(f"pg_dump {found(programs)} cannot back up PostgreSQL {server_major}: install PostgreSQL "
-                          f"{server_major}'s client programs or newer (Debian: postgresql-client-{server_major})")
+        raise BackupError(
+            f"pg_dump {found(programs)} cannot back up PostgreSQL {server_major}: install PostgreSQL "
+            f"{server_major}'s client programs or newer (Debian: postgresql-client-{server_major})"
+        )
     return min(eligible, key=lambda program: program.major)
 
 
 def choose_restore_program(archive: Path, dumped_by_major: int, server_major: int) -> PgProgram:
     """A pg_restore that reads the archive (as new as the pg_dump that made it) and can talk to the server."""
     programs = installed("pg_restore")
-    eligible = [program for program in programs if program.major >= dumped_by_major
-                and not (program.major >= TRANSACTION_TIMEOUT_SINCE > server_major)]
+    eligible = [
+        program
+        for program in programs
+        if program.major >= dumped_by_major and not (program.major >= TRANSACTION_TIMEOUT_SINCE > server_major)
+    ]
     if eligible:
         # The server's own version first, then the nearest newer one, then the newest older one.
         return min(eligible, key=lambda p: (p.major < server_major, abs(p.major - server_major)))
     if dumped_by_major >= TRANSACTION_TIMEOUT_SINCE > server_major:
-        raise BackupError(f"{archive} was made by pg_dump {dumped_by_major}, whose backups only "
-                          f"PostgreSQL {TRANSACTION_TIMEOUT_SINCE} or newer can restore, and the database runs "
-                          f"PostgreSQL {server_major}")
+        raise BackupError(
+            f"{archive} was made by pg_dump {dumped_by_major}, whose backups only "
+            f"PostgreSQL {TRANSACTION_TIMEOUT_SINCE} or newer can restore, and the database runs "
+            f"PostgreSQL {server_major}"
+        )
     newest = max(dumped_by_major, server_major)
-    raise BackupError(f"pg_restore {found(programs)} cannot restore a backup made by pg_dump "
-                      f"{dumped_by_major} into PostgreSQL {server_major}: install PostgreSQL {newest}'s "
-                      f"client programs (Debian: postgresql-client-{newest})")
+    raise BackupError(
+        f"pg_restore {found(programs)} cannot restore a backup made by pg_dump "
+        f"{dumped_by_major} into PostgreSQL {server_major}: install PostgreSQL {newest}'s "
+        f"client programs (Debian: postgresql-client-{newest})"
+    )
 
 
 def installed(name: str) -> list[PgProgram]:
     programs = find_programs(name)
     if not programs:
-        raise BackupError(f"{name} not found: install PostgreSQL's client programs "
-                          "(Debian: apt-get install postgresql-client)")
+        raise BackupError(
+            f"{name} not found: install PostgreSQL's client programs (Debian: apt-get install postgresql-client)"
+        )
     return programs
 
 
@@ -152,14 +162,21 @@ def found(programs: list[PgProgram]) -> str:
     return ", ".join(f"{program.version} ({program.path})" for program in programs)
 
 
-def run_program(program: PgProgram, args: Sequence[str], target: Target | None,
-                stdout: int | None = None) -> subprocess.CompletedProcess[str]:
+def run_program(
+    program: PgProgram, args: Sequence[str], target: Target | None, stdout: int | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a PostgreSQL program; a failure to start it at all is a BackupError."""
     env = target.environment() if target else {**os.environ, "LC_ALL": "C"}
     try:
-        return subprocess.run([str(program.path), *args], env=env, stdout=stdout if stdout is not None
-                              else subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=PROGRAM_TIMEOUT,
-                              check=False)
+        return subprocess.run(
+            [str(program.path), *args],
+            env=env,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=PROGRAM_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise BackupError(f"{program.path.name} did not finish in {PROGRAM_TIMEOUT:.0f} s") from None
     except OSError as exc:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -51,8 +51,12 @@ class ShopPool(asyncpg.Pool):
             return await super()._acquire(waited)  # type: ignore[misc]
         except TimeoutError:
             size = self.get_max_size()
-            log.warning("every database connection stayed busy for %g s (pool of %d); the request was refused. "
-                        "Raise [database] pool_max or acquire_timeout, or look for slow queries", waited, size)
+            log.warning(
+                "every database connection stayed busy for %g s (pool of %d); the request was refused. "
+                "Raise [database] pool_max or acquire_timeout, or look for slow queries",
+                waited,
+                size,
+            )
             raise DatabaseBusyError(waited, size) from None
 
 
@@ -95,10 +99,20 @@ async def open_pool(dsn: str, config: DatabaseConfig) -> AsyncIterator[asyncpg.P
         # asyncpg.create_pool with our pool class: its own arguments, spelled out.
         pool = ShopPool(
             dsn,
-            connection_class=asyncpg.Connection, record_class=asyncpg.Record, init_size=None,
-            min_size=config.pool_min, max_size=config.pool_max, max_queries=50000,
-            max_inactive_connection_lifetime=300.0, connect=None, setup=None, init=None, reset=None, loop=None,
-            timeout=config.connect_timeout, server_settings=settings,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
+            init_size=None,
+            min_size=config.pool_min,
+            max_size=config.pool_max,
+            max_queries=50000,
+            max_inactive_connection_lifetime=300.0,
+            connect=None,
+            setup=None,
+            init=None,
+            reset=None,
+            loop=None,
+            timeout=config.connect_timeout,
+            server_settings=settings,
         )
         pool.acquire_timeout = config.acquire_timeout
         await pool

@@ -62,13 +62,15 @@ def parse_queries(text: str, source: str) -> dict[str, Query]:
     return queries
 
 
+def load_query_file(path: Path) -> SimpleNamespace:
+    """One query file as a namespace of `Query` objects."""
+    return SimpleNamespace(**parse_queries(path.read_text(encoding="utf-8"), path.name))
+
+
 def load_queries(folder: Path | None = None) -> SimpleNamespace:
-    """Every query file as a namespace of `Query` objects."""
+    """Every query file of a folder (`sql/queries` unless told), each as a namespace of `Query` objects."""
     folder = folder or sql_dir() / "queries"
-    namespaces = {}
-    for path in sorted(folder.glob("*.sql")):
-        namespaces[path.stem] = SimpleNamespace(**parse_queries(path.read_text(encoding="utf-8"), path.name))
-    return SimpleNamespace(**namespaces)
+    return SimpleNamespace(**{path.stem: load_query_file(path) for path in sorted(folder.glob("*.sql"))})
 
 
 queries = load_queries()

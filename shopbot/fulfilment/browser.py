@@ -28,8 +28,13 @@ log = logging.getLogger(__name__)
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # From refs/telegram.md: --no-sandbox because the shop may run as root; the rest keeps a server quiet.
 CHROMIUM_FLAGS = (
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 )
 LAUNCH_SECONDS = 30.0
 CLOSE_SECONDS = 10.0
@@ -39,15 +44,19 @@ LEFTOVER_GRACE_SECONDS = 2.0
 class ChromiumMissingError(ShopbotError):
     def __init__(self, path: Path) -> None:
         self.path = path
-        super().__init__(f"Chromium is not installed at {path}; install Debian's chromium package "
-                         "(apt-get install chromium) or set fragment.chromium_path")
+        super().__init__(
+            f"Chromium is not installed at {path}; install Debian's chromium package "
+            "(apt-get install chromium) or set fragment.chromium_path"
+        )
 
 
 class BrowserProfileBusyError(ShopbotError):
     def __init__(self, profile: Path, pids: list[int]) -> None:
         self.pids = pids
-        super().__init__(f"the browser profile {profile} is in use by Chromium (pid {', '.join(map(str, pids))}): "
-                         "another refresh or `shopbot fragment login` is running; try again when it ends")
+        super().__init__(
+            f"the browser profile {profile} is in use by Chromium (pid {', '.join(map(str, pids))}): "
+            "another refresh or `shopbot fragment login` is running; try again when it ends"
+        )
 
 
 def chromium_path(config: FragmentConfig) -> Path:
@@ -97,7 +106,8 @@ async def open_browser(config: FragmentConfig, *, headless: bool = True) -> Asyn
     playwright = await async_playwright().start()
     try:
         context = await playwright.chromium.launch_persistent_context(
-            profile, executable_path=executable, headless=headless, args=args, timeout=LAUNCH_SECONDS * 1000)
+            profile, executable_path=executable, headless=headless, args=args, timeout=LAUNCH_SECONDS * 1000
+        )
         # Chromium's own profile lock makes these ours alone: a second Chromium on the profile would have exited.
         launched.update(profile_processes(profile))
         try:
@@ -113,7 +123,7 @@ async def open_browser(config: FragmentConfig, *, headless: bool = True) -> Asyn
         with anyio.move_on_after(CLOSE_SECONDS, shield=True):
             try:
                 await playwright.stop()
-            except Exception as exc:  # noqa: BLE001 - its driver may be gone already (a Ctrl-C reaches it too)
+            except Exception as exc:
                 log.debug("stopping Playwright: %s", exc)
             await _end_leftovers(profile, launched)
 
@@ -180,8 +190,11 @@ async def read_session(context: BrowserContext, page: Page, url: str) -> Fragmen
     """The Fragment cookies in the browser for url (names starting with stel_) and the page's login state."""
     cookies = [cookie for cookie in await context.cookies(url) if cookie.get("name", "").startswith("stel_")]
     logged_out = await page.evaluate(_LOGGED_OUT_JS)
-    return FragmentSession({cookie["name"]: cookie["value"] for cookie in cookies},
-                           {cookie["name"]: cookie.get("expires", -1) for cookie in cookies}, str(logged_out or ""))
+    return FragmentSession(
+        {cookie["name"]: cookie["value"] for cookie in cookies},
+        {cookie["name"]: cookie.get("expires", -1) for cookie in cookies},
+        str(logged_out or ""),
+    )
 
 
 async def put_stored_cookies(context: BrowserContext, url: str, stored: StoredCookies | None) -> list[str]:
@@ -198,8 +211,17 @@ async def put_stored_cookies(context: BrowserContext, url: str, stored: StoredCo
     expiry = stored.expires_at.timestamp() if stored.expires_at and stored.expires_at > datetime.now(UTC) else -1
     changed = [name for name, value in values.items() if held.get(name) != value]
     if changed:
-        await context.add_cookies([
-            {"name": name, "value": values[name], "url": url, "expires": expiry, "httpOnly": True, "sameSite": "Lax"}
-            for name in changed
-        ])
+        await context.add_cookies(
+            [
+                {
+                    "name": name,
+                    "value": values[name],
+                    "url": url,
+                    "expires": expiry,
+                    "httpOnly": True,
+                    "sameSite": "Lax",
+                }
+                for name in changed
+            ]
+        )
     return changed

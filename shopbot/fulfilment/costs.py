@@ -9,22 +9,40 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 
 import anyio
 import asyncpg
 
 from shopbot.config.schema import PricingConfig
 from shopbot.db.queries import queries
+from shopbot.errors import ShopbotError
 from shopbot.fulfilment.orders import Order
-from shopbot.payments.heleket import HeleketClient, HeleketError
 
 log = logging.getLogger(__name__)
 RATE_CACHE_SECONDS = 300.0  # Heleket's list is asked again once the cached rate is this old
 RETRY_SECONDS = 30.0  # after a failed ask, Heleket is not asked again sooner (every order would ask)
 CENT = Decimal("0.01")
+
+
+class Quote(Protocol):
+    """One line of an exchange-rate list: one unit of the asked currency costs `course` of `to`."""
+
+    @property
+    def to(self) -> str: ...
+
+    @property
+    def course(self) -> Decimal: ...
+
+
+class ExchangeRates(Protocol):
+    """Where TON's rate comes from: Heleket's exchange-rate list (the payments' client, wired in by the app).
+    A failure to answer is a ShopbotError."""
+
+    async def exchange_rates(self, currency: str) -> Sequence[Quote]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +54,9 @@ class RateReading:
 class TonRates:
     """TON's price in the shop currency from Heleket's exchange-rate list, cached RATE_CACHE_SECONDS."""
 
-    def __init__(self, heleket: HeleketClient | None, currency: str, *, max_age: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, heleket: ExchangeRates | None, currency: str, *, max_age: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.heleket = heleket
         self.currency = currency.upper()
         self.max_age = max_age
@@ -75,7 +94,7 @@ class TonRates:
             return
         try:
             rates = await self.heleket.exchange_rates("TON")
-        except HeleketError as exc:
+        except ShopbotError as exc:
             self._failed_at = self.clock()
             log.warning("TON rate unavailable: %s", exc)
             return
@@ -144,18 +163,25 @@ def cost_alert(order: Order, check: CostCheck, pricing: PricingConfig, refunded:
     after = "The buyer was refunded." if refunded else "The buyer is refunded once no earlier payment of it can land."
     then = "Further refusals for this reason are not alerted for an hour: see shopbot_orders_refused_total."
     ton = f"{check.cost_ton.normalize():f} TON"
-    remedy = ("Automatic prices follow the cost at the next reprice, but never above [pricing] ceiling and "
-              "premium_ceiling: if the cost is above them, raise them." if pricing.mode == "auto" else
-              "Raise the price (or let prices follow the cost: [pricing] mode = \"auto\") to sell again.")
+    remedy = (
+        "Automatic prices follow the cost at the next reprice, but never above [pricing] ceiling and "
+        "premium_ceiling: if the cost is above them, raise them."
+        if pricing.mode == "auto"
+        else 'Raise the price (or let prices follow the cost: [pricing] mode = "auto") to sell again.'
+    )
     if check.cost is None or check.rate is None:
-        return (f"⚠️ Order #{order.id} ({what}) was not paid: no TON rate younger than {pricing.max_rate_age:g} s "
-                f"is known from Heleket, so its cost of {ton} cannot be checked against the price {price}. Nothing "
-                f"was signed. {after} Every order is refused until Heleket's exchange-rate list gives a TON rate "
-                f"again. {then}")
-    return (f"⚠️ Order #{order.id} ({what}) was not paid: Fragment asks {ton} = {money(check.cost)} {order.currency} "
-            f"(at {money(check.rate)} {order.currency}/TON) for a price of {price}, a margin of {check.margin}% "
-            f"(the minimum is {pricing.min_margin_percent:g}%). Nothing was signed. "
-            f"{after} {remedy} {then}")
+        return (
+            f"⚠️ Order #{order.id} ({what}) was not paid: no TON rate younger than {pricing.max_rate_age:g} s "
+            f"is known from Heleket, so its cost of {ton} cannot be checked against the price {price}. Nothing "
+            f"was signed. {after} Every order is refused until Heleket's exchange-rate list gives a TON rate "
+            f"again. {then}"
+        )
+    return (
+        f"⚠️ Order #{order.id} ({what}) was not paid: Fragment asks {ton} = {money(check.cost)} {order.currency} "
+        f"(at {money(check.rate)} {order.currency}/TON) for a price of {price}, a margin of {check.margin}% "
+        f"(the minimum is {pricing.min_margin_percent:g}%). Nothing was signed. "
+        f"{after} {remedy} {then}"
+    )
 
 
 def money(amount: Decimal) -> str:

@@ -38,12 +38,26 @@ NANO = Decimal(10) ** 9
 USERNAME = re.compile(r"(?:^https?://t\.me/|^@|^)([a-zA-Z0-9_]{5,32})/?$")
 
 # Refusals that leave nothing paid: the service said no to the order itself, or the library refused to sign.
-DEFINITE = {"UNTRUSTED_PAYMENT", "INSUFFICIENT_BALANCE", "ORDER_EXPIRED", "USER_NOT_FOUND", "RECIPIENT_NOT_FOUND",
-            "INVALID_USERNAME", "PREMIUM_ACTIVE"}
+DEFINITE = {
+    "UNTRUSTED_PAYMENT",
+    "INSUFFICIENT_BALANCE",
+    "ORDER_EXPIRED",
+    "USER_NOT_FOUND",
+    "RECIPIENT_NOT_FOUND",
+    "INVALID_USERNAME",
+    "PREMIUM_ACTIVE",
+}
 # A lookup answered with one of these (an HTTP error, not `found: false`) found nobody: the user's mistake.
 NO_SUCH_RECIPIENT = {"USER_NOT_FOUND", "RECIPIENT_NOT_FOUND", "INVALID_USERNAME"}
-AMBIGUOUS_AT_SUBMIT = {"SUBMIT_OUTCOME_UNKNOWN", "TRANSFER_AMBIGUOUS", "INVALID_SIGNED_MESSAGE", "TRANSFER_FAILED",
-                       "TRANSFER_NOT_SENT", "TON_SERVICE_UNAVAILABLE", "NETWORK_ERROR"}
+AMBIGUOUS_AT_SUBMIT = {
+    "SUBMIT_OUTCOME_UNKNOWN",
+    "TRANSFER_AMBIGUOUS",
+    "INVALID_SIGNED_MESSAGE",
+    "TRANSFER_FAILED",
+    "TRANSFER_NOT_SENT",
+    "TON_SERVICE_UNAVAILABLE",
+    "NETWORK_ERROR",
+}
 # A library sleeping through its six submit retries needs about 42 s plus the requests themselves.
 SUBMIT_RETRY_SECONDS = 42.0
 
@@ -57,8 +71,14 @@ def step_seconds(config: FragmentConfig) -> float:
 class FragmentFailure(ShopbotError):
     """A Fragment call failed; `kind` says what that means for the money."""
 
-    def __init__(self, kind: Kind, code: str | None, message: str, status: int | None = None,
-                 prepared: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        code: str | None,
+        message: str,
+        status: int | None = None,
+        prepared: dict[str, Any] | None = None,
+    ) -> None:
         self.kind = kind
         self.code = code
         self.status = status
@@ -116,15 +136,21 @@ class FragmentClient:
         try:
             self._api = self._build(cookies if cookies else (config.cookies or None))
         except ValueError as exc:  # never echo the seed: the library's message does not, and nor do we
-            raise ShopbotError(f"fragment: cannot use the configured wallet ({exc.__class__.__name__}: "
-                               "check seed_phrase and wallet_type)") from None
+            raise ShopbotError(
+                f"fragment: cannot use the configured wallet ({exc.__class__.__name__}: "
+                "check seed_phrase and wallet_type)"
+            ) from None
 
     def _build(self, cookies: Secret | None) -> FragmentAPIv3:
         trust = {"max_ton_per_order": self.config.max_ton_per_order, "max_fee_percent": self.config.max_fee_percent}
         return _Signer(
-            self.config.seed_phrase.reveal(), wallet_type=self.config.wallet_type,
-            fragment_cookies=cookies.reveal() if cookies else None, base_url=self.config.base_url.rstrip("/"),
-            trust=trust, timeout=self.config.request_timeout, external_ttl_seconds=self.config.payment_ttl_seconds,
+            self.config.seed_phrase.reveal(),
+            wallet_type=self.config.wallet_type,
+            fragment_cookies=cookies.reveal() if cookies else None,
+            base_url=self.config.base_url.rstrip("/"),
+            trust=trust,
+            timeout=self.config.request_timeout,
+            external_ttl_seconds=self.config.payment_ttl_seconds,
         )
 
     @property
@@ -167,14 +193,17 @@ class FragmentClient:
 
     async def create_order(self, product: str, username: str, amount: int, key: str) -> dict[str, Any]:
         kyc = self.config.kyc
-        return await self._call(lambda: self._api.create_order(product, username, amount, kyc=kyc,
-                                                               idempotency_key=key))
+        return await self._call(lambda: self._api.create_order(product, username, amount, kyc=kyc, idempotency_key=key))
 
     async def prepare(self, created: dict[str, Any]) -> dict[str, Any]:
         return await self._call(lambda: self._api.prepare([created]))
 
-    async def submit(self, prepared: dict[str, Any], created: dict[str, Any] | None,
-                     on_resigned: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> dict[str, Any]:
+    async def submit(
+        self,
+        prepared: dict[str, Any],
+        created: dict[str, Any] | None,
+        on_resigned: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
         """Submit a signed payment. With `created` the library may sign it again (same seqno) when the service
         says it cannot land; each new signature goes to `on_resigned` first, and is submitted only if that
         returns (it runs on the event loop; whatever it raises comes out of here, nothing more submitted)."""
@@ -228,9 +257,13 @@ def is_our_order(created: dict[str, Any], *, product: str, quantity: int, recipi
         return match.group(1).lower() if match else ""
 
     echoed_key = order.get("idempotency_key")
-    return (order.get("product") == product and order.get("amount") == quantity
-            and name(order.get("username")) != "" and name(order.get("username")) == name(recipient)
-            and (echoed_key is None or echoed_key == key))
+    return (
+        order.get("product") == product
+        and order.get("amount") == quantity
+        and name(order.get("username")) != ""
+        and name(order.get("username")) == name(recipient)
+        and (echoed_key is None or echoed_key == key)
+    )
 
 
 def payment_cost_ton(created: dict[str, Any]) -> Decimal | None:

@@ -59,10 +59,25 @@ class Order:
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Order:
         prepared = row["prepared"]
-        return cls(row["id"], row["user_id"], row["product"], row["quantity"], row["recipient"],
-                   row["recipient_name"], row["price"], row["currency"], row["state"], row["idempotency_key"],
-                   row["fragment_order_id"], msgspec.json.decode(prepared) if prepared else None, row["cost_ton"],
-                   row["attempts"], row["refund_reason"], row["prepared_until"], row["refusal"])
+        return cls(
+            row["id"],
+            row["user_id"],
+            row["product"],
+            row["quantity"],
+            row["recipient"],
+            row["recipient_name"],
+            row["price"],
+            row["currency"],
+            row["state"],
+            row["idempotency_key"],
+            row["fragment_order_id"],
+            msgspec.json.decode(prepared) if prepared else None,
+            row["cost_ton"],
+            row["attempts"],
+            row["refund_reason"],
+            row["prepared_until"],
+            row["refusal"],
+        )
 
 
 class PaymentMayLand(ShopbotError):
@@ -106,9 +121,19 @@ class Orders:
         row = await queries.orders.get_order(self.pool, order_id)
         return Order.from_row(row) if row else None
 
-    async def place(self, *, user_id: int, product: str, quantity: int, recipient: str, recipient_name: str,
-                    price: Decimal, currency: str, confirmation: str | None = None,
-                    discount: Discount | None = None) -> Order:
+    async def place(
+        self,
+        *,
+        user_id: int,
+        product: str,
+        quantity: int,
+        recipient: str,
+        recipient_name: str,
+        price: Decimal,
+        currency: str,
+        confirmation: str | None = None,
+        discount: Discount | None = None,
+    ) -> Order:
         """created → queued: the order row and the hold of its price commit together, or neither does
         (InsufficientFunds from the ledger leaves no order behind). A `confirmation` places at most one
         order: a second attempt raises AlreadyPlaced with the first order, and holds nothing. With a
@@ -118,40 +143,64 @@ class Orders:
             raise ValueError(f"a discounted order's price is the discount's total, {discount.total}, not {price}")
         await self.ledger.open_accounts(user_id)
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await queries.orders.insert_order(conn, user_id, product, quantity, recipient, recipient_name,
-                                                    price, currency, confirmation, secrets.token_hex(8))
+            row = await queries.orders.insert_order(
+                conn,
+                user_id,
+                product,
+                quantity,
+                recipient,
+                recipient_name,
+                price,
+                currency,
+                confirmation,
+                secrets.token_hex(8),
+            )
             if row is None:
                 existing = await queries.orders.order_by_confirmation(conn, user_id, confirmation)
                 raise AlreadyPlaced(Order.from_row(existing))
             if discount is not None:
-                spent = await queries.promo.consume_discount(conn, discount.redemption_id, user_id, row["id"],
-                                                             discount.total + discount.amount, discount.amount)
+                spent = await queries.promo.consume_discount(
+                    conn, discount.redemption_id, user_id, row["id"], discount.total + discount.amount, discount.amount
+                )
                 if spent is None:
                     raise DiscountGone(discount.redemption_id)
-            await self.ledger.hold(user_id=user_id, amount=price, key=f"order:{row['id']}:hold",
-                                   reference=f"order:{row['id']}", memo=f"{quantity} {product} for @{recipient}",
-                                   conn=conn)
+            await self.ledger.hold(
+                user_id=user_id,
+                amount=price,
+                key=f"order:{row['id']}:hold",
+                reference=f"order:{row['id']}",
+                memo=f"{quantity} {product} for @{recipient}",
+                conn=conn,
+            )
             await queries.orders.set_order_queued(conn, row["id"])
         self._wake_worker()
         order = await self.get(row["id"])
         assert order is not None
         return order
 
-    async def record_prepared(self, order: Order, fragment_order_id: str, prepared: dict[str, Any],
-                              cost_ton: Decimal | None, *, margin: float) -> bool:
+    async def record_prepared(
+        self, order: Order, fragment_order_id: str, prepared: dict[str, Any], cost_ton: Decimal | None, *, margin: float
+    ) -> bool:
         """queued → paying: the signed payment is committed before anyone submits it. False when the order
         was no longer there to pay (then the payment must not be submitted). `margin`: seconds after its
         valid_until during which a payment may still land."""
-        written = await queries.orders.record_prepared(self.pool, order.id, fragment_order_id,
-                                                       _json.encode(prepared).decode(), int(prepared["valid_until"]),
-                                                       cost_ton, margin)
+        written = await queries.orders.record_prepared(
+            self.pool,
+            order.id,
+            fragment_order_id,
+            _json.encode(prepared).decode(),
+            int(prepared["valid_until"]),
+            cost_ton,
+            margin,
+        )
         return written is not None
 
     async def record_resigned(self, order: Order, prepared: dict[str, Any], *, margin: float) -> bool:
         """The newest signature of the order's payment (the library re-signed it), committed before it is
         submitted; prepared_until only ever grows. False when the order is not being paid any more."""
-        written = await queries.orders.record_resigned(self.pool, order.id, _json.encode(prepared).decode(),
-                                                       int(prepared["valid_until"]), margin)
+        written = await queries.orders.record_resigned(
+            self.pool, order.id, _json.encode(prepared).decode(), int(prepared["valid_until"]), margin
+        )
         return written is not None
 
     async def remember_refusal(self, order: Order, reason: str) -> None:
@@ -185,8 +234,9 @@ class Orders:
             self._wake_worker()
         return due is not None
 
-    async def complete(self, order: Order, *, txid: str | None, cost_ton: Decimal | None,
-                       cost: Decimal) -> Order | None:
+    async def complete(
+        self, order: Order, *, txid: str | None, cost_ton: Decimal | None, cost: Decimal
+    ) -> Order | None:
         """→ completed, capturing the hold: the Fragment cost and the shop's revenue. None if already final."""
         await self.ledger.open_accounts(order.user_id, SystemAccount.SHOP_REVENUE, SystemAccount.FRAGMENT_COSTS)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -194,9 +244,15 @@ class Orders:
             if row is None:
                 return None
             memo = f"Fragment {order.fragment_order_id or ''}; cost {cost_ton if cost_ton is not None else '?'} TON"
-            await self.ledger.capture(user_id=order.user_id, amount=order.price, cost=cost,
-                                      key=f"order:{order.id}:capture", reference=f"order:{order.id}", memo=memo,
-                                      conn=conn)
+            await self.ledger.capture(
+                user_id=order.user_id,
+                amount=order.price,
+                cost=cost,
+                key=f"order:{order.id}:capture",
+                reference=f"order:{order.id}",
+                memo=memo,
+                conn=conn,
+            )
         return Order.from_row(row)
 
     async def refund(self, order: Order, reason: str) -> Order | None:
@@ -210,8 +266,14 @@ class Orders:
                 if current is not None and current["state"] not in ("completed", "refunded"):
                     raise PaymentMayLand(order.id, current["prepared_until"])
                 return None
-            await self.ledger.release(user_id=order.user_id, amount=order.price, key=f"order:{order.id}:release",
-                                      reference=f"order:{order.id}", memo=reason, conn=conn)
+            await self.ledger.release(
+                user_id=order.user_id,
+                amount=order.price,
+                key=f"order:{order.id}:release",
+                reference=f"order:{order.id}",
+                memo=reason,
+                conn=conn,
+            )
             await queries.promo.restore_discount(conn, order.id)
         log.info("order %s refunded: %s", order.id, reason)
         return Order.from_row(row)

@@ -48,7 +48,7 @@ class Quote:
 @dataclass(frozen=True, slots=True)
 class PriceList:
     """What Stars and Premium cost now: `[shop] star_price` and `premium_prices`, unless an admin changed
-    them at runtime (shop_settings, see shopbot/admin/settings.py)."""
+    them at runtime (shop_settings, see shopbot/bot/admin/settings.py)."""
 
     star_price: Decimal
     premium: dict[str, Decimal]  # "3", "6", "12" months
@@ -76,8 +76,9 @@ class Shopfront:
         """The price in the shop currency; raises OrderRefused for what the shop does not sell."""
         if product == "stars":
             if not self.config.min_stars <= quantity <= self.config.max_stars:
-                raise OrderRefused("bad_quantity",
-                                   f"Stars come in {self.config.min_stars} to {self.config.max_stars} per order")
+                raise OrderRefused(
+                    "bad_quantity", f"Stars come in {self.config.min_stars} to {self.config.max_stars} per order"
+                )
             return (self.prices.star_price * quantity).quantize(Decimal("0.01"))
         if product == "premium":
             if quantity not in PREMIUM_MONTHS:
@@ -100,27 +101,44 @@ class Shopfront:
         except FragmentFailure as exc:
             raise OrderRefused("unavailable", "Fragment cannot be reached right now; please try again soon") from exc
         if recipient is None:
-            raise OrderRefused("recipient_not_found", f"Fragment knows no Telegram user @{normalize_username(username)}")
+            raise OrderRefused(
+                "recipient_not_found", f"Fragment knows no Telegram user @{normalize_username(username)}"
+            )
         # The buyer's best unspent promo discount comes off here; it is spent only when the order is placed.
         discount = await best_discount(self.orders.pool, user_id, price) if user_id is not None else None
-        return Quote(product, quantity, recipient.username, recipient.name,
-                     discount.total if discount is not None else price, self.config.currency, discount)
+        return Quote(
+            product,
+            quantity,
+            recipient.username,
+            recipient.name,
+            discount.total if discount is not None else price,
+            self.config.currency,
+            discount,
+        )
 
     async def place(self, user_id: int, quote: Quote, confirmation: str | None = None) -> Order:
         """Hold the price and queue the order; the exact shortfall when the balance does not cover it.
         With a confirmation, a second call raises AlreadyPlaced instead of buying again. A quote whose
         discount was spent meanwhile is refused ("discount_gone"): it must be quoted again."""
         try:
-            return await self.orders.place(user_id=user_id, product=quote.product, quantity=quote.quantity,
-                                           recipient=quote.recipient, recipient_name=quote.recipient_name,
-                                           price=quote.price, currency=quote.currency, confirmation=confirmation,
-                                           discount=quote.discount)
+            return await self.orders.place(
+                user_id=user_id,
+                product=quote.product,
+                quantity=quote.quantity,
+                recipient=quote.recipient,
+                recipient_name=quote.recipient_name,
+                price=quote.price,
+                currency=quote.currency,
+                confirmation=confirmation,
+                discount=quote.discount,
+            )
         except DiscountGone:
             raise OrderRefused("discount_gone", "your promo discount was used by another order") from None
         except InsufficientFunds:
             available = (await self.ledger.balance(user_id)).available
             shortfall = quote.price - available
-            raise OrderRefused("insufficient_funds",
-                               f"your balance is {available:.2f} {quote.currency}; "
-                               f"top up {shortfall:.2f} {quote.currency} more",
-                               shortfall=shortfall) from None
+            raise OrderRefused(
+                "insufficient_funds",
+                f"your balance is {available:.2f} {quote.currency}; top up {shortfall:.2f} {quote.currency} more",
+                shortfall=shortfall,
+            ) from None

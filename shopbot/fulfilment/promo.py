@@ -81,9 +81,16 @@ async def redeem(pool: asyncpg.Pool, ledger: Ledger, user_id: int, typed: str) -
             if redemption is None:
                 raise _Refused
             if row["kind"] == "credit":
-                await ledger.credit(user_id=user_id, amount=row["amount"], key=f"promo:{redemption}",
-                                    type=MovementType.BONUS, reference=f"promo:{code}",
-                                    source=SystemAccount.BONUSES, memo=f"promo code {code}", conn=conn)
+                await ledger.credit(
+                    user_id=user_id,
+                    amount=row["amount"],
+                    key=f"promo:{redemption}",
+                    type=MovementType.BONUS,
+                    reference=f"promo:{code}",
+                    source=SystemAccount.BONUSES,
+                    memo=f"promo code {code}",
+                    conn=conn,
+                )
     except _Refused:
         # The transaction rolled back, and the use it took with it; now only the answer is chosen.
         raise PromoRefused(await refusal_reason(pool, code, user_id), code) from None
@@ -117,7 +124,9 @@ def apply_discount(redemption_id: int, code: str, percent: Decimal, cap: Decimal
 
 async def best_discount(db: asyncpg.Pool | asyncpg.Connection, user_id: int, price: Decimal) -> Discount | None:
     """The user's unspent discount that takes the most off this price; None when they have none."""
-    found = [apply_discount(row["id"], row["code"], row["percent"], row["cap"], price)
-             for row in await queries.promo.pending_discounts(db, user_id)]
+    found = [
+        apply_discount(row["id"], row["code"], row["percent"], row["cap"], price)
+        for row in await queries.promo.pending_discounts(db, user_id)
+    ]
     found = [discount for discount in found if discount.amount > 0]
     return max(found, key=lambda d: (d.amount, -d.redemption_id)) if found else None

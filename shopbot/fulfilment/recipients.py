@@ -101,7 +101,8 @@ class RecipientLookups:
             try:
                 with anyio.fail_after(self.timeout):
                     data: dict[str, Any] = await anyio.to_thread.run_sync(
-                        self._call, lease, name, abandon_on_cancel=True, limiter=self._threads)
+                        self._call, lease, name, abandon_on_cancel=True, limiter=self._threads
+                    )
             except TimeoutError:
                 log.warning("recipient lookup: no answer from Fragment within %g s", self.timeout)
                 raise FragmentFailure("transient", "TIMEOUT", f"no answer within {self.timeout:g} s") from None
@@ -192,6 +193,11 @@ class RecipientLookups:
     def _build(self, cookies: Secret | None) -> FragmentAPIv3:
         config = self.config
         trust = {"max_ton_per_order": config.max_ton_per_order, "max_fee_percent": config.max_fee_percent}
-        return FragmentAPIv3(config.seed_phrase.reveal(), wallet_type=config.wallet_type,
-                             fragment_cookies=cookies.reveal() if cookies else None,
-                             base_url=config.base_url.rstrip("/"), trust=trust, timeout=self.timeout)
+        return FragmentAPIv3(
+            config.seed_phrase.reveal(),
+            wallet_type=config.wallet_type,
+            fragment_cookies=cookies.reveal() if cookies else None,
+            base_url=config.base_url.rstrip("/"),
+            trust=trust,
+            timeout=self.timeout,
+        )

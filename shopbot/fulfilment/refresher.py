@@ -28,7 +28,12 @@ from shopbot.config.schema import FragmentConfig
 from shopbot.config.secret import Secret
 from shopbot.errors import ShopbotError
 from shopbot.fulfilment.browser import (
-    check_chromium, chromium_path, open_browser, prepare_profile, put_stored_cookies, read_session,
+    check_chromium,
+    chromium_path,
+    open_browser,
+    prepare_profile,
+    put_stored_cookies,
+    read_session,
 )
 from shopbot.fulfilment.cookies import CookieStore, parse_cookies
 from shopbot.lifecycle import Lifecycle
@@ -41,8 +46,10 @@ REFRESH_SECONDS = 90.0  # a whole refresh, launch to close
 FAILURES_BEFORE_ALERT = 3
 STORE_CHECK_SECONDS = 30.0  # how soon cookies stored by `shopbot fragment login|import-cookies` are used
 LOGIN_SECONDS = 300.0
-HOW_TO_RESTORE = ("run `shopbot fragment login` on the shop's server (someone must confirm the login in "
-                  "Telegram) or `shopbot fragment import-cookies`")
+HOW_TO_RESTORE = (
+    "run `shopbot fragment login` on the shop's server (someone must confirm the login in "
+    "Telegram) or `shopbot fragment import-cookies`"
+)
 
 Alert = Callable[[str], Awaitable[None] | None]
 OnRefreshed = Callable[[Secret], Awaitable[None] | None]
@@ -82,7 +89,7 @@ async def _call(callback: Callable[[Any], Awaitable[None] | None], argument: Any
         result = callback(argument)
         if inspect.isawaitable(result):
             await result
-    except Exception:  # noqa: BLE001 - a broken callback must not stop the refresher
+    except Exception:
         log.exception("the cookie refresher's %s callback failed", what)
         return False
     return True
@@ -101,9 +108,18 @@ class CookieRefresher:
     called once per lost session, and once per streak of failed refreshes. Both may be plain or async.
     """
 
-    def __init__(self, store: CookieStore, config: FragmentConfig, lifecycle: Lifecycle, *, alert: Alert,
-                 on_refreshed: OnRefreshed, in_use: Secret | None = None, metrics: Metrics | None = None,
-                 store_check_seconds: float = STORE_CHECK_SECONDS) -> None:
+    def __init__(
+        self,
+        store: CookieStore,
+        config: FragmentConfig,
+        lifecycle: Lifecycle,
+        *,
+        alert: Alert,
+        on_refreshed: OnRefreshed,
+        in_use: Secret | None = None,
+        metrics: Metrics | None = None,
+        store_check_seconds: float = STORE_CHECK_SECONDS,
+    ) -> None:
         self.store = store
         self.config = config
         self.lifecycle = lifecycle
@@ -139,7 +155,7 @@ class CookieRefresher:
                 async with self._lock:
                     if (header := await self.store.current()) is not None:
                         await self._hand_over(header)
-            except Exception as exc:  # noqa: BLE001 - the database may be away for a moment
+            except Exception as exc:
                 log.warning("cannot check the stored Fragment cookies: %s", _describe(exc))
 
     async def _hand_over(self, header: Secret) -> bool:
@@ -156,7 +172,7 @@ class CookieRefresher:
             started = time.monotonic()
             try:
                 result = await self._refresh()
-            except Exception as exc:  # noqa: BLE001 - operational errors end this refresh, never the service
+            except Exception as exc:
                 result = await self._failed(_describe(exc))
             self.last = msgspec.structs.replace(result, seconds=round(time.monotonic() - started, 3))
             return self.last
@@ -179,8 +195,9 @@ class CookieRefresher:
         self._alerted_without_cookies = False
         changed = await self._hand_over(header)
         log.info("Fragment cookies refreshed: %s%s", cookies.describe(), " (new values)" if changed else "")
-        return RefreshResult(status="refreshed", detail=cookies.describe(), expires_at=cookies.expires_at,
-                             changed=changed)
+        return RefreshResult(
+            status="refreshed", detail=cookies.describe(), expires_at=cookies.expires_at, changed=changed
+        )
 
     async def _lost(self, problem: str, cookie_id: int | None) -> RefreshResult:
         # One alert per lost session: the claim is stored on the cookies' row, so a restart or the next
@@ -192,8 +209,12 @@ class CookieRefresher:
             claimed, self._alerted_without_cookies = not self._alerted_without_cookies, True
         log.warning("Fragment session lost: %s%s", problem, "" if claimed else " (reported before)")
         if claimed:
-            await _call(self.alert, f"Fragment session lost: {problem}. KYC purchases of Stars and Premium will "
-                                    f"fail until someone logs in again: {HOW_TO_RESTORE}.", "alert")
+            await _call(
+                self.alert,
+                f"Fragment session lost: {problem}. KYC purchases of Stars and Premium will "
+                f"fail until someone logs in again: {HOW_TO_RESTORE}.",
+                "alert",
+            )
         return RefreshResult(status="session_lost", detail=problem, alerted=claimed)
 
     async def _failed(self, detail: str) -> RefreshResult:
@@ -203,8 +224,12 @@ class CookieRefresher:
         log.warning("Fragment cookie refresh failed (%d in a row): %s", self._failures, detail)
         alerted = self._failures == FAILURES_BEFORE_ALERT
         if alerted:
-            await _call(self.alert, f"The Fragment cookie refresher failed {self._failures} times in a row "
-                                    f"(last: {detail}); the Fragment session is not being kept alive.", "alert")
+            await _call(
+                self.alert,
+                f"The Fragment cookie refresher failed {self._failures} times in a row "
+                f"(last: {detail}); the Fragment session is not being kept alive.",
+                "alert",
+            )
         return RefreshResult(status="failed", detail=detail, alerted=alerted)
 
 
@@ -218,9 +243,15 @@ async def import_cookies(store: CookieStore, text: str) -> str:
     return summary
 
 
-async def login(store: CookieStore, config: FragmentConfig, *, timeout: float = LOGIN_SECONDS,
-                headless: bool | None = None, echo: Callable[[str], None] = print,
-                poll_seconds: float = 1.0) -> str:
+async def login(
+    store: CookieStore,
+    config: FragmentConfig,
+    *,
+    timeout: float = LOGIN_SECONDS,
+    headless: bool | None = None,
+    echo: Callable[[str], None] = print,
+    poll_seconds: float = 1.0,
+) -> str:
     """Log the browser profile in to Fragment and store its cookies (source 'login'); a one-line summary.
 
     This cannot be automated: Fragment logs in through Telegram, and a human must confirm that login
@@ -242,8 +273,10 @@ async def login(store: CookieStore, config: FragmentConfig, *, timeout: float = 
             if headless:
                 await _open_login_window(page, echo)
             else:
-                echo(f"A Chromium window shows {url}: click \"Log in\" and confirm the login in Telegram. "
-                     f"Waiting up to {timeout:g} s.")
+                echo(
+                    f'A Chromium window shows {url}: click "Log in" and confirm the login in Telegram. '
+                    f"Waiting up to {timeout:g} s."
+                )
             shown = _LoginWindows(prepare_profile(config.browser_profile_dir) / "fragment-login.png", echo)
             with anyio.move_on_after(timeout):
                 while session.problem(url):
@@ -257,8 +290,9 @@ async def login(store: CookieStore, config: FragmentConfig, *, timeout: float = 
                     except PlaywrightError:
                         continue  # the page is reloading after the login: look again next time
             if problem := session.problem(url):
-                raise LoginError(f"nobody completed the Telegram login within {timeout:g} s ({problem}); "
-                                 "nothing was stored")
+                raise LoginError(
+                    f"nobody completed the Telegram login within {timeout:g} s ({problem}); nothing was stored"
+                )
     cookies = session.cookies()
     await store.save(cookies.header(), source="login", expires_at=cookies.expires_at)
     return f"logged in to Fragment; stored {cookies.describe()}"
@@ -268,10 +302,12 @@ async def _open_login_window(page: Page, echo: Callable[[str], None]) -> None:
     button = page.locator(".login-link, button:text-is('Log in'), a:text-is('Log in')").first
     if await button.count() and await button.is_visible():
         await button.click()
-        echo("No display: clicked Fragment's \"Log in\" in a headless Chromium. Telegram's login window follows; "
-             "confirm the login in a Telegram app (or scan the QR code in the screenshot below).")
+        echo(
+            "No display: clicked Fragment's \"Log in\" in a headless Chromium. Telegram's login window follows; "
+            "confirm the login in a Telegram app (or scan the QR code in the screenshot below)."
+        )
     else:
-        echo("No display, and Fragment shows no \"Log in\" button; what the page shows follows.")
+        echo('No display, and Fragment shows no "Log in" button; what the page shows follows.')
 
 
 class _LoginWindows:
@@ -293,8 +329,11 @@ class _LoginWindows:
             links = await newest.eval_on_selector_all("a[href^='tg:']", "links => links.map(a => a.href)")
         except PlaywrightError:
             return  # navigating or closing: next time
-        for line in (f"{newest.url}: {text}", *(f"link: {link}" for link in links),
-                     f"screenshot (QR code): {self.screenshot}"):
+        for line in (
+            f"{newest.url}: {text}",
+            *(f"link: {link}" for link in links),
+            f"screenshot (QR code): {self.screenshot}",
+        ):
             if line not in self.said:
                 self.said.add(line)
                 self.echo(line)

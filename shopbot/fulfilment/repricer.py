@@ -30,7 +30,7 @@ from shopbot.fulfilment.products import PriceList
 from shopbot.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
-STAR_PLACES = 6  # decimals a stored star price may carry, as an admin's may (shopbot/admin/settings.py)
+STAR_PLACES = 6  # decimals a stored star price may carry, as an admin's may (shopbot/bot/admin/settings.py)
 PREMIUM_PLACES = 2
 
 
@@ -39,7 +39,7 @@ class Rates(Protocol):
 
 
 class PriceStore(Protocol):
-    """Where prices live (shopbot/admin/settings.py RuntimeSettings): `change` is applied to the stored
+    """Where prices live (shopbot/bot/admin/settings.py ShopSettings): `change` is applied to the stored
     prices inside the store's own transaction; what changed, or None."""
 
     async def reprice(self, change: Callable[[PriceList], PriceList], *, reason: str = "") -> object | None: ...
@@ -60,8 +60,9 @@ def bounded(value: Decimal, step: Decimal, places: int, floor: Decimal, ceiling:
     return min(max(priced, floor), ceiling)
 
 
-def auto_prices(current: PriceList, costs: UnitCosts, rate: Decimal | None,
-                pricing: PricingConfig) -> tuple[PriceList, list[str]]:
+def auto_prices(
+    current: PriceList, costs: UnitCosts, rate: Decimal | None, pricing: PricingConfig
+) -> tuple[PriceList, list[str]]:
     """The prices today's costs ask for, and why each product that keeps `current`'s price keeps it."""
     if rate is None:
         return current, ["no TON rate younger than [pricing] max_rate_age is known: every price stays"]
@@ -78,15 +79,22 @@ def auto_prices(current: PriceList, costs: UnitCosts, rate: Decimal | None,
         if cost is None:
             kept.append(f"premium {months} months: no order has told what it costs in TON yet")
             continue
-        premium[months] = bounded(cost * rate * markup, pricing.premium_step, PREMIUM_PLACES,
-                                  pricing.premium_floor[months], pricing.premium_ceiling[months])
+        premium[months] = bounded(
+            cost * rate * markup,
+            pricing.premium_step,
+            PREMIUM_PLACES,
+            pricing.premium_floor[months],
+            pricing.premium_ceiling[months],
+        )
     return PriceList(star, premium), kept
 
 
 def describe_inputs(costs: UnitCosts, reading: RateReading | None, currency: str, pricing: PricingConfig) -> str:
     """What a pass priced from, for the audit entry's reason: the rate, the unit costs and the markup."""
-    parts = [f"1 TON = {reading.rate} {currency}" if reading else "no TON rate",
-             f"star {costs.star} TON" if costs.star is not None else "star cost unknown"]
+    parts = [
+        f"1 TON = {reading.rate} {currency}" if reading else "no TON rate",
+        f"star {costs.star} TON" if costs.star is not None else "star cost unknown",
+    ]
     parts += [f"premium {months} {ton} TON" for months, ton in sorted(costs.premium.items(), key=lambda i: int(i[0]))]
     parts.append(f"markup {pricing.markup_percent:g} %")
     return "; ".join(parts)
@@ -95,9 +103,17 @@ def describe_inputs(costs: UnitCosts, reading: RateReading | None, currency: str
 class Repricer:
     """Recomputes the prices every `[pricing] refresh_seconds` while the shop runs (auto mode only)."""
 
-    def __init__(self, pool: asyncpg.Pool, pricing: PricingConfig, store: PriceStore, rates: Rates,
-                 lifecycle: Lifecycle, *, currency: str,
-                 costs: Callable[[asyncpg.Pool], Awaitable[UnitCosts]] = unit_costs) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        pricing: PricingConfig,
+        store: PriceStore,
+        rates: Rates,
+        lifecycle: Lifecycle,
+        *,
+        currency: str,
+        costs: Callable[[asyncpg.Pool], Awaitable[UnitCosts]] = unit_costs,
+    ) -> None:
         self.pool = pool
         self.pricing = pricing
         self.store = store
@@ -115,8 +131,7 @@ class Repricer:
                     await self.reprice()
             except (asyncpg.PostgresError, OSError) as exc:  # the next pass tries again
                 log.warning("prices not recomputed: %s", exc)
-            with anyio.move_on_after(self.pricing.refresh_seconds):
-                await self.lifecycle.stopping.wait()
+            await self.lifecycle.sleep(self.pricing.refresh_seconds)
 
     async def reprice(self) -> object | None:
         """One pass: the prices from today's costs, stored when they differ; what changed, or None."""
@@ -130,8 +145,7 @@ class Repricer:
             kept[:] = why
             return prices
 
-        changed = await self.store.reprice(change, reason=describe_inputs(costs, reading, self.currency,
-                                                                          self.pricing))
+        changed = await self.store.reprice(change, reason=describe_inputs(costs, reading, self.currency, self.pricing))
         for why in kept:  # no rate is worth a warning; a package nobody bought yet is not
             log.log(logging.WARNING if rate is None else logging.INFO, "automatic prices: %s", why)
         if changed is not None:

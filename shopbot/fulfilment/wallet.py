@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import anyio
@@ -12,16 +11,24 @@ from anyio.abc import TaskStatus
 from shopbot.fulfilment.fragment import NANO, FragmentClient, FragmentFailure
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
+from shopbot.notify import Alert
 
 log = logging.getLogger(__name__)
-Alert = Callable[[str], Awaitable[None]]
 
 
 class WalletWatch:
     """Reads the wallet every `interval` seconds; alerts once each time it falls below `low`."""
 
-    def __init__(self, client: FragmentClient, lifecycle: Lifecycle, metrics: Metrics, alert: Alert, *,
-                 low: Decimal, interval: float) -> None:
+    def __init__(
+        self,
+        client: FragmentClient,
+        lifecycle: Lifecycle,
+        metrics: Metrics,
+        alert: Alert,
+        *,
+        low: Decimal,
+        interval: float,
+    ) -> None:
         self.client = client
         self.lifecycle = lifecycle
         self.metrics = metrics
@@ -35,8 +42,7 @@ class WalletWatch:
         task_status.started()
         while not self.lifecycle.stopping.is_set():
             await self.check()
-            with anyio.move_on_after(self.interval):
-                await self.lifecycle.stopping.wait()
+            await self.lifecycle.sleep(self.interval)
 
     async def check(self) -> Decimal | None:
         """One reading; the alert goes out on the way down, and re-arms once the wallet is topped up."""
@@ -49,8 +55,10 @@ class WalletWatch:
         self.metrics.wallet_balance.set(self.balance)
         if self.balance < self.low and not self.below:
             self.below = True
-            await self.alert(f"⚠️ The shop's TON wallet is low: {self.balance:.2f} TON left "
-                             f"(alert level {self.low} TON). Orders will fail once it cannot pay.")
+            await self.alert(
+                f"⚠️ The shop's TON wallet is low: {self.balance:.2f} TON left "
+                f"(alert level {self.low} TON). Orders will fail once it cannot pay."
+            )
         elif self.balance >= self.low:
             self.below = False
         return self.balance

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -47,6 +47,7 @@ from shopbot.fulfilment.wallet_lock import LockLost, WalletLock, open_wallet_loc
 from shopbot.guard.circuit import OPEN, CircuitBreaker
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
+from shopbot.notify import Alert
 
 log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
@@ -54,7 +55,6 @@ VERIFY_DELAY = 5.0
 MAX_DELAY = 300.0
 PAID, FAILED = {"success", "completed", "paid"}, {"failed", "expired", "cancelled", "canceled", "refunded"}
 ALERT_EVERY = 3600.0  # seconds between two admin alerts for the same reason of the cost guard
-Alert = Callable[[str], Awaitable[None]]
 MISMATCH = "refund-reason-mismatch"
 
 
@@ -82,9 +82,20 @@ def txid_of(answer: dict[str, Any]) -> str | None:
 class OrderWorker:
     """A supervised service: the only code that spends the wallet's TON."""
 
-    def __init__(self, pool: asyncpg.Pool, orders: Orders, client: FragmentClient, breaker: CircuitBreaker,
-                 lifecycle: Lifecycle, metrics: Metrics, notifier: OrderNotifier, *, rates: TonRates,
-                 pricing: PricingConfig, alert: Alert | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        orders: Orders,
+        client: FragmentClient,
+        breaker: CircuitBreaker,
+        lifecycle: Lifecycle,
+        metrics: Metrics,
+        notifier: OrderNotifier,
+        *,
+        rates: TonRates,
+        pricing: PricingConfig,
+        alert: Alert | None = None,
+    ) -> None:
         self.pool = pool
         self.orders = orders
         self.client = client
@@ -136,6 +147,7 @@ class OrderWorker:
         wake = self.orders.work_available
         with anyio.move_on_after(seconds):
             async with anyio.create_task_group() as group:
+
                 async def stop_on(event: anyio.Event) -> None:
                     await event.wait()
                     group.cancel_scope.cancel()
@@ -193,16 +205,22 @@ class OrderWorker:
 
     async def pay(self, order: Order) -> None:
         try:
-            created = await self.client.create_order(order.product, order.recipient, order.quantity,
-                                                     order.idempotency_key)
+            created = await self.client.create_order(
+                order.product, order.recipient, order.quantity, order.idempotency_key
+            )
         except FragmentFailure as failure:
             if failure.kind == "definite":  # nothing can have been paid before a payment was signed
                 await self._refused_unsigned(order, failure)
                 return
             raise
         await self.breaker.record_success()
-        if not is_our_order(created, product=order.product, quantity=order.quantity, recipient=order.recipient,
-                            key=order.idempotency_key):
+        if not is_our_order(
+            created,
+            product=order.product,
+            quantity=order.quantity,
+            recipient=order.recipient,
+            key=order.idempotency_key,
+        ):
             await self._not_ours(order, created)
             return
         fragment_id = str(created["order"]["id"])
@@ -232,13 +250,15 @@ class OrderWorker:
                 await self.orders.to_verifying(order, str(failure), VERIFY_DELAY)
                 return
             raise
-        if not await self.orders.record_prepared(order, fragment_id, prepared, payment_cost_ton(created),
-                                                 margin=self.margin):
+        if not await self.orders.record_prepared(
+            order, fragment_id, prepared, payment_cost_ton(created), margin=self.margin
+        ):
             raise PayerStopped("the order changed while its payment was signed; that payment is not submitted")
         await self._submit(order, prepared, created, fragment_id)
 
-    async def _submit(self, order: Order, prepared: dict[str, Any], created: dict[str, Any] | None,
-                      fragment_id: str) -> None:
+    async def _submit(
+        self, order: Order, prepared: dict[str, Any], created: dict[str, Any] | None, fragment_id: str
+    ) -> None:
         await self._still_ours()
         try:
             answer = await self.client.submit(prepared, created, functools.partial(self._resigned, order))
@@ -344,10 +364,11 @@ class OrderWorker:
         the library would not sign)."""
         refunded = await self._refund(order, refund_reason(failure))
         if failure.code == "UNTRUSTED_PAYMENT":
-            await self._alert(f"⚠️ Order #{order.id}: the library refused to sign the payment the Fragment service "
-                              f"asked for ({failure}). "
-                              + ("The buyer was refunded." if refunded else "It is refunded once no earlier payment "
-                                 "of it can land."))
+            await self._alert(
+                f"⚠️ Order #{order.id}: the library refused to sign the payment the Fragment service "
+                f"asked for ({failure}). "
+                + ("The buyer was refunded." if refunded else "It is refunded once no earlier payment of it can land.")
+            )
 
     async def _check_cost(self, order: Order, cost_ton: Decimal) -> CostCheck:
         # A rate in another currency than the order's would judge nothing: an order priced before the shop
@@ -361,8 +382,16 @@ class OrderWorker:
         assert check.refusal is not None
         reason = "refund-reason-price-changed" if check.refusal == BELOW_MARGIN else "refund-reason-price-unconfirmed"
         self.metrics.orders_refused.labels(check.refusal).inc()
-        log.warning("order %s refused before signing (%s): %s TON, cost %s, price %s %s, margin %s%%", order.id,
-                    check.refusal, check.cost_ton, check.cost, order.price, order.currency, check.margin)
+        log.warning(
+            "order %s refused before signing (%s): %s TON, cost %s, price %s %s, margin %s%%",
+            order.id,
+            check.refusal,
+            check.cost_ton,
+            check.cost,
+            order.price,
+            order.currency,
+            check.margin,
+        )
         await self.orders.remember_refusal(order, reason)
         refunded = await self._refund(order, reason)
         last = self._alerted.get(check.refusal)
@@ -374,16 +403,23 @@ class OrderWorker:
     async def _not_ours(self, order: Order, created: dict[str, Any]) -> None:
         """The service answered with an order that is not the one we asked for: nothing is signed."""
         other = created.get("order") or {}
-        log.error("order %s: the service answered with Fragment order %s (%s %s for %s, key %s), not ours",
-                  order.id, other.get("id"), other.get("amount"), other.get("product"), other.get("username"),
-                  other.get("idempotency_key"))
+        log.error(
+            "order %s: the service answered with Fragment order %s (%s %s for %s, key %s), not ours",
+            order.id,
+            other.get("id"),
+            other.get("amount"),
+            other.get("product"),
+            other.get("username"),
+            other.get("idempotency_key"),
+        )
         refunded = await self._refund(order, MISMATCH)
         await self._alert(
             f"⚠️ Order #{order.id}: the Fragment service answered with an order that is not ours (Fragment order "
             f"{other.get('id')}: {other.get('amount')} {other.get('product')} for @{other.get('username')}, key "
             f"{other.get('idempotency_key')}); we asked for {order.quantity} {order.product} for @{order.recipient}, "
             f"key {order.idempotency_key}. Nothing was signed for it. "
-            + ("The buyer was refunded." if refunded else "It is refunded once no earlier payment of it can land."))
+            + ("The buyer was refunded." if refunded else "It is refunded once no earlier payment of it can land.")
+        )
 
     async def _alert(self, text: str) -> None:
         if self.alert is not None:
@@ -397,7 +433,7 @@ class OrderWorker:
     async def _tell(message: Awaitable[None]) -> None:
         try:
             await message
-        except Exception:  # noqa: BLE001 - a failed notice must not stop the money's work
+        except Exception:
             log.warning("could not send an order notice", exc_info=True)
 
 

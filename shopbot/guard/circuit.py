@@ -102,12 +102,17 @@ if state == 'open' and now - opened_at >= timeout then
 end
 local before = state
 """
-_STATUS = _PRELUDE + """
+_STATUS = (
+    _PRELUDE
+    + """
 local wait = 0
 if state == 'open' then wait = math.max(0, timeout - (now - opened_at)) end
 return {state, string.format('%.6f', wait)}
 """
-_SUCCESS = _PRELUDE + """
+)
+_SUCCESS = (
+    _PRELUDE
+    + """
 if state == 'half_open' then
   successes = successes + 1
   if successes >= success_threshold then
@@ -121,7 +126,10 @@ elseif failures ~= 0 then
 end
 return {before, state}
 """
-_FAILURE = _PRELUDE + """
+)
+_FAILURE = (
+    _PRELUDE
+    + """
 if state ~= 'open' then
   failures = failures + 1
   if state == 'half_open' or failures >= failure_threshold then
@@ -134,13 +142,20 @@ if state ~= 'open' then
 end
 return {before, state}
 """
+)
 
 
 class CircuitBreaker:
     """One service's circuit; callers ask `allow()` (or `status()`) first and report each outcome."""
 
-    def __init__(self, name: str, config: CircuitBreakerConfig, link: RedisLink | None = None, *,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: CircuitBreakerConfig,
+        link: RedisLink | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.link = link if link is not None else RedisLink(None)
@@ -152,20 +167,23 @@ class CircuitBreaker:
         client = self.link.client
         self._scripts: dict[str, AsyncScript] = {}
         if client is not None:
-            self._scripts = {operation: client.register_script(body) for operation, body in
-                             (("status", _STATUS), ("success", _SUCCESS), ("failure", _FAILURE))}
+            self._scripts = {
+                operation: client.register_script(body)
+                for operation, body in (("status", _STATUS), ("success", _SUCCESS), ("failure", _FAILURE))
+            }
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r})"
 
     async def status(self) -> CircuitStatus:
         """The state now, and how long an open circuit stays open."""
-        state, wait = await self.link.call(lambda redis: self._run(redis, "status", self.local.status),
-                                           self.local.status)
+        state, wait = await self.link.call(
+            lambda redis: self._run(redis, "status", self.local.status), self.local.status
+        )
         return CircuitStatus(_text(state), float(_text(wait)))
 
     async def state(self) -> str:
-        """"closed", "open" or "half_open"."""
+        """ "closed", "open" or "half_open"."""
         return (await self.status()).state
 
     async def allow(self) -> bool:
@@ -178,13 +196,19 @@ class CircuitBreaker:
 
     async def record_success(self) -> str:
         """Count a call the service answered; the state after it."""
-        return self._log(await self.link.call(lambda redis: self._run(redis, "success", self.local.record_success),
-                                              self.local.record_success))
+        return self._log(
+            await self.link.call(
+                lambda redis: self._run(redis, "success", self.local.record_success), self.local.record_success
+            )
+        )
 
     async def record_failure(self) -> str:
         """Count a call the service failed; the state after it."""
-        return self._log(await self.link.call(lambda redis: self._run(redis, "failure", self.local.record_failure),
-                                              self.local.record_failure))
+        return self._log(
+            await self.link.call(
+                lambda redis: self._run(redis, "failure", self.local.record_failure), self.local.record_failure
+            )
+        )
 
     async def _run(self, redis: Redis, script: str, local: Callable[[], T]) -> list[bytes | str] | T:
         now = "" if self._clock is None else repr(self._clock())
@@ -196,8 +220,7 @@ class CircuitBreaker:
             # Redis is there but refuses (out of memory, a read-only replica after a failover): a breaker is
             # advice, so this instance's own state answers rather than failing the call it guards.
             if not self._refused:
-                log.error("Redis refused the %s circuit's script (%s): using this instance's own state",
-                          self.name, exc)
+                log.error("Redis refused the %s circuit's script (%s): using this instance's own state", self.name, exc)
             self._refused = True
             return local()
         self._refused = False
@@ -208,9 +231,12 @@ class CircuitBreaker:
         if before == after:
             return after
         if after == OPEN:
-            log.warning("%s circuit opened (%s): calls to it fail fast for %g s", self.name,
-                        "a trial call failed" if before == HALF_OPEN else
-                        f"{self.config.failure_threshold} failures in a row", self.config.timeout)
+            log.warning(
+                "%s circuit opened (%s): calls to it fail fast for %g s",
+                self.name,
+                "a trial call failed" if before == HALF_OPEN else f"{self.config.failure_threshold} failures in a row",
+                self.config.timeout,
+            )
         elif after == CLOSED:
             log.warning("%s circuit closed: the service answers again", self.name)
         return after

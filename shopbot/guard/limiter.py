@@ -87,8 +87,14 @@ class Verdict:
 class RateLimiter:
     """Takes tokens from named buckets, shared through Redis when the link has it."""
 
-    def __init__(self, link: RedisLink, *, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 max_local: int = MAX_LOCAL_BUCKETS) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        *,
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_local: int = MAX_LOCAL_BUCKETS,
+    ) -> None:
         self.link = link
         self.ttl_ms = int(ttl * 1000)
         self.clock = clock
@@ -102,9 +108,9 @@ class RateLimiter:
 
         async def shared(client: Redis) -> Verdict:
             assert self._script is not None
-            allowed, wait = await self._script(keys=[KEY_PREFIX + key],
-                                               args=[repr(limit.capacity), repr(limit.per_second), self.ttl_ms],
-                                               client=client)
+            allowed, wait = await self._script(
+                keys=[KEY_PREFIX + key], args=[repr(limit.capacity), repr(limit.per_second), self.ttl_ms], client=client
+            )
             return Verdict(bool(int(allowed)), float(wait))
 
         return await self.link.call(shared, lambda: self._take_local(key, limit))

@@ -29,8 +29,15 @@ OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 class RedisLink:
     """A Redis client (or None) plus the shared up/down state of the connection to it."""
 
-    def __init__(self, client: Redis | None, metrics: Metrics | None = None, *, retry_seconds: float = 5.0,
-                 call_timeout: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: Redis | None,
+        metrics: Metrics | None = None,
+        *,
+        retry_seconds: float = 5.0,
+        call_timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.metrics = metrics
         self.retry_seconds = retry_seconds
@@ -68,8 +75,10 @@ class RedisLink:
         self._retry_at = now + self.retry_seconds
         if self._down_since is None:
             self._down_since = now
-            log.warning("Redis is unreachable (%s): using in-process limits, cache and sessions until it returns",
-                        type(exc).__name__)
+            log.warning(
+                "Redis is unreachable (%s): using in-process limits, cache and sessions until it returns",
+                type(exc).__name__,
+            )
             if self.metrics is not None:
                 self.metrics.redis_fallback.set(1)
                 self.metrics.redis_outages.inc()

@@ -18,6 +18,7 @@ import asyncpg
 from shopbot.db.queries import queries
 from shopbot.ledger.errors import IdempotencyConflict, InsufficientFunds, InvalidAmount, LedgerError
 from shopbot.ledger.model import USER, USER_HELD, Balance, MovementType, Posted, SystemAccount, check_amount
+from shopbot.ledger.postings import postings
 
 log = logging.getLogger(__name__)
 Db = asyncpg.Pool | asyncpg.Connection
@@ -35,8 +36,18 @@ class Ledger:
 
     # --- operations ----------------------------------------------------------------------------------
 
-    async def credit(self, *, user_id: int, amount: Decimal, key: str, type: MovementType, reference: str,
-                     source: SystemAccount, memo: str = "", conn: asyncpg.Connection | None = None) -> Posted:
+    async def credit(
+        self,
+        *,
+        user_id: int,
+        amount: Decimal,
+        key: str,
+        type: MovementType,
+        reference: str,
+        source: SystemAccount,
+        memo: str = "",
+        conn: asyncpg.Connection | None = None,
+    ) -> Posted:
         """Money into the user's balance from a system account (a top-up, a bonus, a refund)."""
         amount = check_amount(amount)
         db = conn or self.pool
@@ -44,8 +55,18 @@ class Ledger:
         system = await self.account_id(source, None, db)
         return await self._post(db, user_id, key, type, reference, memo, {system: -amount, user: amount})
 
-    async def debit(self, *, user_id: int, amount: Decimal, key: str, type: MovementType, reference: str,
-                    destination: SystemAccount, memo: str = "", conn: asyncpg.Connection | None = None) -> Posted:
+    async def debit(
+        self,
+        *,
+        user_id: int,
+        amount: Decimal,
+        key: str,
+        type: MovementType,
+        reference: str,
+        destination: SystemAccount,
+        memo: str = "",
+        conn: asyncpg.Connection | None = None,
+    ) -> Posted:
         """Money out of the user's balance to a system account; refused if it would go negative."""
         amount = check_amount(amount)
         db = conn or self.pool
@@ -53,18 +74,34 @@ class Ledger:
         system = await self.account_id(destination, None, db)
         return await self._post(db, user_id, key, type, reference, memo, {user: -amount, system: amount})
 
-    async def hold(self, *, user_id: int, amount: Decimal, key: str, reference: str, memo: str = "",
-                   conn: asyncpg.Connection | None = None) -> Posted:
+    async def hold(
+        self,
+        *,
+        user_id: int,
+        amount: Decimal,
+        key: str,
+        reference: str,
+        memo: str = "",
+        conn: asyncpg.Connection | None = None,
+    ) -> Posted:
         """Reserve the price of an order: spendable balance to held, refused if not covered."""
         amount = check_amount(amount)
         db = conn or self.pool
         user = await self.account_id(USER, user_id, db)
         held = await self.account_id(USER_HELD, user_id, db)
-        return await self._post(db, user_id, key, MovementType.PURCHASE, reference, memo,
-                                {user: -amount, held: amount})
+        return await self._post(db, user_id, key, MovementType.PURCHASE, reference, memo, {user: -amount, held: amount})
 
-    async def capture(self, *, user_id: int, amount: Decimal, key: str, reference: str, cost: Decimal = Decimal(0),
-                      memo: str = "", conn: asyncpg.Connection | None = None) -> Posted:
+    async def capture(
+        self,
+        *,
+        user_id: int,
+        amount: Decimal,
+        key: str,
+        reference: str,
+        cost: Decimal = Decimal(0),
+        memo: str = "",
+        conn: asyncpg.Connection | None = None,
+    ) -> Posted:
         """A delivered order: the held price becomes the Fragment cost and the shop's revenue."""
         amount = check_amount(amount)
         if cost < 0:
@@ -78,15 +115,22 @@ class Ledger:
             legs[await self.account_id(SystemAccount.SHOP_REVENUE, None, db)] = amount - cost
         return await self._post(db, user_id, key, MovementType.PURCHASE, reference, memo, legs)
 
-    async def release(self, *, user_id: int, amount: Decimal, key: str, reference: str, memo: str = "",
-                      conn: asyncpg.Connection | None = None) -> Posted:
+    async def release(
+        self,
+        *,
+        user_id: int,
+        amount: Decimal,
+        key: str,
+        reference: str,
+        memo: str = "",
+        conn: asyncpg.Connection | None = None,
+    ) -> Posted:
         """An order that will not be delivered: its held price goes back to the spendable balance."""
         amount = check_amount(amount)
         db = conn or self.pool
         user = await self.account_id(USER, user_id, db)
         held = await self.account_id(USER_HELD, user_id, db)
-        return await self._post(db, user_id, key, MovementType.REFUND, reference, memo,
-                                {held: -amount, user: amount})
+        return await self._post(db, user_id, key, MovementType.REFUND, reference, memo, {held: -amount, user: amount})
 
     async def balance(self, user_id: int, conn: asyncpg.Connection | None = None) -> Balance:
         """The user's balance as the database has it now (never from a cache)."""
@@ -114,7 +158,7 @@ class Ledger:
         for _ in range(3):
             # None when another session created it concurrently: the statement's snapshot predates
             # that commit, so the next statement (a fresh snapshot) sees it.
-            account = await queries.ledger.ensure_account(target, str(kind), user_id, self.currency)
+            account = await postings.ensure_account(target, str(kind), user_id, self.currency)
             if account is not None:
                 break
         if account is None:
@@ -128,14 +172,15 @@ class Ledger:
         for kind, owner in ((USER, user_id), (USER_HELD, user_id), *((s, None) for s in system)):
             await self.account_id(kind, owner)
 
-    async def _post(self, db: Db, user_id: int, key: str, type: MovementType, reference: str, memo: str,
-                    legs: dict[int, Decimal]) -> Posted:
+    async def _post(
+        self, db: Db, user_id: int, key: str, type: MovementType, reference: str, memo: str, legs: dict[int, Decimal]
+    ) -> Posted:
         accounts = sorted(legs)  # one lock order for every movement keeps deadlocks rare
         amounts = [legs[account] for account in accounts]
         in_transaction = isinstance(db, asyncpg.Connection) and db.is_in_transaction()
         for attempt in range(1, RETRIES + 1):
             try:
-                row = await queries.ledger.post_movement(db, key, str(type), reference, memo, accounts, amounts)
+                row = await postings.post_movement(db, key, str(type), reference, memo, accounts, amounts)
             except asyncpg.CheckViolationError as exc:
                 if exc.constraint_name == "accounts_balance_not_negative":
                     raise InsufficientFunds(user_id, -min(amounts)) from None
@@ -149,13 +194,20 @@ class Ledger:
                 continue
             if row is not None:
                 balances = dict(zip(row["balance_accounts"], row["balances"], strict=True))
-                return Posted(row["id"], True,
-                              available=balances.get(self._account_ids.get((USER, user_id))),
-                              held=balances.get(self._account_ids.get((USER_HELD, user_id))))
-            existing = await queries.ledger.movement_by_key(db, key)
+                return Posted(
+                    row["id"],
+                    True,
+                    available=balances.get(self._account_ids.get((USER, user_id))),
+                    held=balances.get(self._account_ids.get((USER_HELD, user_id))),
+                )
+            existing = await postings.movement_by_key(db, key)
             if existing is not None:
-                same = (existing["type"] == str(type) and existing["reference"] == reference
-                        and list(existing["accounts"]) == accounts and list(existing["amounts"]) == amounts)
+                same = (
+                    existing["type"] == str(type)
+                    and existing["reference"] == reference
+                    and list(existing["accounts"]) == accounts
+                    and list(existing["amounts"]) == amounts
+                )
                 if not same:
                     raise IdempotencyConflict(key)
                 return Posted(existing["id"], False)

@@ -53,7 +53,7 @@ class Texts:
             self._bundles[language] = bundle
 
     def keys(self, language: str) -> set[str]:
-        return set(self._bundles[language]._messages)  # noqa: SLF001 - fluent offers no public listing
+        return set(self._bundles[language]._messages)
 
     def has(self, language: str, key: str) -> bool:
         return self._bundles[language].has_message(key)

@@ -47,16 +47,25 @@ async def settle_webhook(webhook: HeleketWebhook, settlement: Settlement, lookup
             info = await lookup.ask(webhook.order_id)
     except HeleketError as exc:
         if _not_found(exc):
-            log.warning("webhook %s for invoice %s: Heleket does not know the invoice; nothing applied",
-                        webhook.status, webhook.order_id)
+            log.warning(
+                "webhook %s for invoice %s: Heleket does not know the invoice; nothing applied",
+                webhook.status,
+                webhook.order_id,
+            )
             return Outcome.UNCONFIRMED
         log.warning("webhook %s for invoice %s could not be confirmed: %s", webhook.status, webhook.order_id, exc)
         return Outcome.UNAVAILABLE
     payload: dict[str, Any] = msgspec.to_builtins(info)
     outcome = await settlement.apply(info, source="webhook", payload=payload, invoice=invoice)
     if outcome != Outcome.CREDITED and (info.uuid, info.status, info.is_final) != said:
-        log.warning("webhook for invoice %s said %s (final: %s) but Heleket says %s (final: %s); "
-                    "not applied as the webhook said", webhook.order_id, webhook.status, webhook.is_final,
-                    info.status, info.is_final)
+        log.warning(
+            "webhook for invoice %s said %s (final: %s) but Heleket says %s (final: %s); "
+            "not applied as the webhook said",
+            webhook.order_id,
+            webhook.status,
+            webhook.is_final,
+            info.status,
+            info.is_final,
+        )
         return Outcome.UNCONFIRMED
     return outcome

@@ -18,7 +18,15 @@ import msgspec
 from shopbot.errors import ShopbotError
 from shopbot.guard.circuit import OPEN, CircuitBreaker
 from shopbot.payments.heleket_wire import (
-    CreateInvoice, CurrencyOption, Envelope, Invoice, PaymentInfoQuery, Rate, Request, Service, WebhookTestRequest,
+    CreateInvoice,
+    CurrencyOption,
+    Envelope,
+    Invoice,
+    PaymentInfoQuery,
+    Rate,
+    Request,
+    Service,
+    WebhookTestRequest,
 )
 from shopbot.payments.signing import sign_body
 
@@ -44,8 +52,9 @@ class HeleketError(ShopbotError):
 
     temporary = False
 
-    def __init__(self, path: str, detail: str, *, status_code: int | None = None,
-                 errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, path: str, detail: str, *, status_code: int | None = None, errors: dict[str, list[str]] | None = None
+    ) -> None:
         self.path = path
         self.status_code = status_code
         self.errors = errors or {}  # field name -> Laravel-style rules, for validation errors
@@ -77,8 +86,9 @@ class HeleketRateLimitedError(HeleketTemporaryError):
     def __init__(self, path: str, retry_after: float, *, sent: bool) -> None:
         self.retry_after = retry_after
         self.sent = sent  # False: refused here, during the pause, without asking Heleket
-        super().__init__(path, f"rate limited; retry in {max(1, math.ceil(retry_after))} s",
-                         status_code=429 if sent else None)
+        super().__init__(
+            path, f"rate limited; retry in {max(1, math.ceil(retry_after))} s", status_code=429 if sent else None
+        )
 
 
 class HeleketRejectedError(HeleketError):
@@ -88,9 +98,18 @@ class HeleketRejectedError(HeleketError):
 class HeleketClient:
     """Heleket's payment API for one merchant; use as an async context manager or call aclose()."""
 
-    def __init__(self, *, base_url: str, merchant_uuid: str, api_key: str, timeout: float = 30.0, retries: int = 3,
-                 backoff: float = 0.5, http: httpx.AsyncClient | None = None,
-                 breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        merchant_uuid: str,
+        api_key: str,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        http: httpx.AsyncClient | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.merchant_uuid = merchant_uuid
         self.timeout = timeout
@@ -115,8 +134,9 @@ class HeleketClient:
     async def __aenter__(self) -> HeleketClient:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        traceback: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     def paused_for(self) -> float:
@@ -125,21 +145,43 @@ class HeleketClient:
 
     # --- API ------------------------------------------------------------------------------------------------
 
-    async def create_invoice(self, *, amount: Decimal, currency: str, order_id: str, url_callback: str | None = None,
-                             lifetime: int | None = None, currencies: Sequence[CurrencyOption] | None = None,
-                             network: str | None = None, to_currency: str | None = None,
-                             url_return: str | None = None, url_success: str | None = None,
-                             additional_data: str | None = None, is_payment_multiple: bool | None = None,
-                             subtract: int | None = None, accuracy_payment_percent: Decimal | None = None,
-                             is_refresh: bool | None = None) -> Invoice:
+    async def create_invoice(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        order_id: str,
+        url_callback: str | None = None,
+        lifetime: int | None = None,
+        currencies: Sequence[CurrencyOption] | None = None,
+        network: str | None = None,
+        to_currency: str | None = None,
+        url_return: str | None = None,
+        url_success: str | None = None,
+        additional_data: str | None = None,
+        is_payment_multiple: bool | None = None,
+        subtract: int | None = None,
+        accuracy_payment_percent: Decimal | None = None,
+        is_refresh: bool | None = None,
+    ) -> Invoice:
         """Create an invoice, or get the existing one: Heleket keys invoices by order_id, so retries are safe."""
         request = CreateInvoice(
-            amount=_money(amount), currency=currency, order_id=order_id, network=network, url_return=url_return,
-            url_success=url_success, url_callback=url_callback, is_payment_multiple=is_payment_multiple,
-            lifetime=lifetime, to_currency=to_currency, subtract=subtract,
+            amount=_money(amount),
+            currency=currency,
+            order_id=order_id,
+            network=network,
+            url_return=url_return,
+            url_success=url_success,
+            url_callback=url_callback,
+            is_payment_multiple=is_payment_multiple,
+            lifetime=lifetime,
+            to_currency=to_currency,
+            subtract=subtract,
             accuracy_payment_percent=None if accuracy_payment_percent is None else _money(accuracy_payment_percent),
-            additional_data=additional_data, currencies=list(currencies) if currencies is not None else None,
-            is_refresh=is_refresh)
+            additional_data=additional_data,
+            currencies=list(currencies) if currencies is not None else None,
+            is_refresh=is_refresh,
+        )
         return await self._call("POST", "/v1/payment", request, _invoice)
 
     async def payment_info(self, *, uuid: str | None = None, order_id: str | None = None) -> Invoice:
@@ -156,17 +198,27 @@ class HeleketClient:
         """Rates from `currency` to the others Heleket quotes."""
         return await self._call("GET", f"/v1/exchange-rate/{currency}/list", None, _rates)
 
-    async def test_webhook(self, *, url_callback: str, currency: str, network: str, status: str = "paid",
-                           uuid: str | None = None, order_id: str | None = None) -> None:
+    async def test_webhook(
+        self,
+        *,
+        url_callback: str,
+        currency: str,
+        network: str,
+        status: str = "paid",
+        uuid: str | None = None,
+        order_id: str | None = None,
+    ) -> None:
         """Ask Heleket to POST a signed test webhook to url_callback (nothing is stored on its side)."""
-        request = WebhookTestRequest(url_callback=url_callback, currency=currency, network=network, status=status,
-                                     uuid=uuid, order_id=order_id)
+        request = WebhookTestRequest(
+            url_callback=url_callback, currency=currency, network=network, status=status, uuid=uuid, order_id=order_id
+        )
         await self._call("POST", "/v1/test-webhook/payment", request, None)
 
     # --- transport ------------------------------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, request: Request | None,
-                    decoder: msgspec.json.Decoder[T] | None) -> T:
+    async def _call(
+        self, method: str, path: str, request: Request | None, decoder: msgspec.json.Decoder[T] | None
+    ) -> T:
         paused = self.paused_for()
         if paused > 0:
             raise HeleketRateLimitedError(path, paused, sent=False)
@@ -189,29 +241,35 @@ class HeleketClient:
         await breaker.record_success()
         return result
 
-    async def _send(self, method: str, path: str, request: Request | None,
-                    decoder: msgspec.json.Decoder[T] | None) -> T:
+    async def _send(
+        self, method: str, path: str, request: Request | None, decoder: msgspec.json.Decoder[T] | None
+    ) -> T:
         # Serialized once: the same bytes are signed and sent, and a retry re-sends them unchanged (ref §1.2).
         # Calls without parameters send no body and sign '' - valid whether Heleket hashes the raw body or
         # always expects md5(key) there (ref §1.2, point 3).
         body = _encode(request) if request is not None else b""
-        headers = {"merchant": self.merchant_uuid, "sign": sign_body(body, self.__api_key),
-                   "Content-Type": "application/json"}
+        headers = {
+            "merchant": self.merchant_uuid,
+            "sign": sign_body(body, self.__api_key),
+            "Content-Type": "application/json",
+        }
         url = self.base_url + path
         attempts = self.retries + 1
         last: HeleketTemporaryError | None = None
         for attempt in range(attempts):
             if last is not None:
                 delay = self.backoff * 2 ** (attempt - 1)
-                logger.warning("heleket %s failed (attempt %d of %d), retrying in %.2f s: %s", path, attempt,
-                               attempts, delay, last)
+                logger.warning(
+                    "heleket %s failed (attempt %d of %d), retrying in %.2f s: %s", path, attempt, attempts, delay, last
+                )
                 await anyio.sleep(delay)
             response: httpx.Response | None = None
             # httpx's timeout bounds each phase (connect, each read); this bounds the whole attempt.
             with anyio.move_on_after(self.timeout):
                 try:
-                    response = await self._http.request(method, url, content=body or None, headers=headers,
-                                                        timeout=self.timeout)
+                    response = await self._http.request(
+                        method, url, content=body or None, headers=headers, timeout=self.timeout
+                    )
                 except httpx.TransportError as error:
                     last = HeleketTemporaryError(path, self._clean(f"{type(error).__name__} {error}"))
                     continue
@@ -230,8 +288,9 @@ class HeleketClient:
             except msgspec.ValidationError as error:
                 raise HeleketError(path, f"unexpected result: {error}", status_code=response.status_code) from None
         assert last is not None
-        raise HeleketTemporaryError(path, f"{last.detail} (gave up after {attempts} attempts)",
-                                    status_code=last.status_code)
+        raise HeleketTemporaryError(
+            path, f"{last.detail} (gave up after {attempts} attempts)", status_code=last.status_code
+        )
 
     def _result(self, path: str, response: httpx.Response) -> bytes:
         """The raw `result` of a successful answer; raises _Retry, or HeleketError when retrying cannot help."""
@@ -264,8 +323,10 @@ class HeleketClient:
             text = response.text.strip() or response.reason_phrase or "empty body"
             return self._clean(f"not JSON: {text}"), errors
         if isinstance(envelope.errors, dict):
-            errors = {str(field): [str(rule) for rule in rules] if isinstance(rules, list) else [str(rules)]
-                      for field, rules in envelope.errors.items()}
+            errors = {
+                str(field): [str(rule) for rule in rules] if isinstance(rules, list) else [str(rules)]
+                for field, rules in envelope.errors.items()
+            }
         parts = [str(envelope.message)] if envelope.message else []
         parts += [f"{field}: {', '.join(rules)}" for field, rules in errors.items()]
         return self._clean("; ".join(parts) or f"state {envelope.state}"), errors
@@ -304,4 +365,3 @@ def _money(amount: Decimal) -> str:
     if not isinstance(amount, Decimal):  # a float would carry binary noise into a price
         raise TypeError(f"amounts are Decimal, not {type(amount).__name__}")
     return format(amount, "f")
-

@@ -154,10 +154,10 @@ class Rate(Response, kw_only=True):
 
 class Paginate(Response, kw_only=True):
     count: int = 0
-    hasPages: bool = False  # noqa: N815 - Heleket's camelCase keys
-    nextCursor: str | None = None  # noqa: N815
-    previousCursor: str | None = None  # noqa: N815
-    perPage: int = 15  # noqa: N815
+    hasPages: bool = False
+    nextCursor: str | None = None
+    previousCursor: str | None = None
+    perPage: int = 15
 
 
 class InvoicePage(Response, kw_only=True):

@@ -34,8 +34,7 @@ class KnownPayment(msgspec.Struct, frozen=True, kw_only=True):
 class PaymentLookup:
     """payment/info by order_id through the shop's cache."""
 
-    def __init__(self, client: HeleketClient, cache: Cache | None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: HeleketClient, cache: Cache | None, *, clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.cache = cache
         self.pending_seconds = PENDING_SECONDS
@@ -66,4 +65,3 @@ class PaymentLookup:
         if self.cache is not None:
             await self.cache.put("payment", order_id, KnownPayment(info=info, asked_at=self.clock()))
         return info
-

@@ -44,9 +44,18 @@ def _not_found(exc: HeleketError) -> bool:
 class Reconciler:
     """One pass every `poll_seconds`, for as long as the shop runs."""
 
-    def __init__(self, pool: asyncpg.Pool, client: HeleketClient, settlement: Settlement, lifecycle: Lifecycle,
-                 metrics: Metrics, *, poll_seconds: float, cache: Cache | None = None,
-                 lookup: PaymentLookup | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: HeleketClient,
+        settlement: Settlement,
+        lifecycle: Lifecycle,
+        metrics: Metrics,
+        *,
+        poll_seconds: float,
+        cache: Cache | None = None,
+        lookup: PaymentLookup | None = None,
+    ) -> None:
         self.pool = pool
         self.client = client
         self.settlement = settlement
@@ -64,8 +73,7 @@ class Reconciler:
             except (OSError, asyncpg.PostgresError, HeleketError, DatabaseBusyError) as exc:
                 self.metrics.errors.labels("reconciler").inc()
                 log.warning("reconciliation pass failed: %s", exc)
-            with anyio.move_on_after(self.poll_seconds):
-                await self.lifecycle.stopping.wait()
+            await self.lifecycle.sleep(self.poll_seconds)
 
     async def reconcile_once(self) -> dict[str, int]:
         """Look at each unfinished invoice once; return how many ended how."""
@@ -107,8 +115,9 @@ class Reconciler:
         await queries.invoices.stamp_invoice_checked(self.pool, invoice["id"])
         if invoice["uuid"] is None:
             expires = datetime.fromtimestamp(info.expired_at, UTC) if info.expired_at else None
-            await queries.invoices.record_heleket_invoice(self.pool, invoice["id"], info.uuid, info.url, info.status,
-                                                          expires)
+            await queries.invoices.record_heleket_invoice(
+                self.pool, invoice["id"], info.uuid, info.url, info.status, expires
+            )
         payload: dict[str, Any] = msgspec.to_builtins(info)
         outcome = await self.settlement.apply(info, source="reconciler", payload=payload)
         if outcome != Outcome.DUPLICATE:

@@ -67,7 +67,8 @@ async def referral_code(pool: asyncpg.Pool, user_id: int) -> str:
     for _ in range(5):
         try:
             code = await queries.referrals.claim_referral_code(
-                pool, user_id, "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)))
+                pool, user_id, "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+            )
         except asyncpg.UniqueViolationError:
             continue  # another user holds that code: draw again
         if code is None:
@@ -96,8 +97,9 @@ class Referrals:
         self.config = config
         self.notify = notify
 
-    async def pay(self, conn: asyncpg.Connection, *, invoice_id: int, invitee_id: int, amount: Decimal,
-                  currency: str) -> Bonus | None:
+    async def pay(
+        self, conn: asyncpg.Connection, *, invoice_id: int, invitee_id: int, amount: Decimal, currency: str
+    ) -> Bonus | None:
         """Inside the transaction crediting the top-up: the inviter's bonus on it, if one is due."""
         if not self.config.enabled:
             return None
@@ -107,21 +109,34 @@ class Referrals:
             return None
         inviter = int(row["inviter_id"])
         posted = await self.ledger.credit(
-            user_id=inviter, amount=bonus, key=f"referral:invoice:{invoice_id}", type=MovementType.BONUS,
-            reference=f"referral:invoice:{invoice_id}", source=SystemAccount.BONUSES,
-            memo=f"referral bonus: {self.config.percent}% of invoice {invoice_id} of user {invitee_id}", conn=conn)
+            user_id=inviter,
+            amount=bonus,
+            key=f"referral:invoice:{invoice_id}",
+            type=MovementType.BONUS,
+            reference=f"referral:invoice:{invoice_id}",
+            source=SystemAccount.BONUSES,
+            memo=f"referral bonus: {self.config.percent}% of invoice {invoice_id} of user {invitee_id}",
+            conn=conn,
+        )
         if not posted.applied:
             return None
-        await queries.referrals.record_referral_bonus(conn, invoice_id, inviter, invitee_id, posted.movement_id,
-                                                      bonus, currency)
+        await queries.referrals.record_referral_bonus(
+            conn, invoice_id, inviter, invitee_id, posted.movement_id, bonus, currency
+        )
         return Bonus(inviter, invitee_id, invoice_id, bonus, currency, posted.available)
 
     async def flag_refund(self, conn: asyncpg.Connection, invoice_id: int, status: str) -> None:
         """Heleket reports the top-up refunded: a bonus paid on it is flagged for the operator (not taken back)."""
         row = await queries.referrals.flag_referral_bonus(conn, invoice_id, f"Heleket reported {status}")
         if row is not None:
-            log.warning("invoice %s: %s; the referral bonus of %s %s paid to user %s is flagged", invoice_id,
-                        status, row["amount"], row["currency"], row["inviter_id"])
+            log.warning(
+                "invoice %s: %s; the referral bonus of %s %s paid to user %s is flagged",
+                invoice_id,
+                status,
+                row["amount"],
+                row["currency"],
+                row["inviter_id"],
+            )
 
     async def tell(self, bonus: Bonus) -> None:
         """After the commit: tell the inviter. A failed message never undoes the money."""
@@ -131,5 +146,5 @@ class Referrals:
             await self.notify(bonus)
         except TelegramAPIError as exc:
             log.warning("could not tell user %s about their referral bonus: %s", bonus.inviter_id, exc.message)
-        except Exception:  # noqa: BLE001 - the bonus is in; a failed message must not undo that
+        except Exception:
             log.exception("could not tell user %s about their referral bonus", bonus.inviter_id)

@@ -101,8 +101,14 @@ def decide_credit(state: PaymentState, config: HeleketConfig) -> tuple[Decimal |
 class Settlement:
     """Applies payment states to invoices and tells the user about a credit."""
 
-    def __init__(self, pool: asyncpg.Pool, ledger: Ledger, config: HeleketConfig, notify: Notify | None = None,
-                 referrals: Referrals | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        ledger: Ledger,
+        config: HeleketConfig,
+        notify: Notify | None = None,
+        referrals: Referrals | None = None,
+    ) -> None:
         self.pool = pool
         self.ledger = ledger
         self.config = config
@@ -126,8 +132,9 @@ class Settlement:
             return Outcome.MISMATCH
         return invoice
 
-    async def apply(self, state: PaymentState, *, source: str, payload: dict[str, Any],
-                    invoice: asyncpg.Record | None = None) -> Outcome:
+    async def apply(
+        self, state: PaymentState, *, source: str, payload: dict[str, Any], invoice: asyncpg.Record | None = None
+    ) -> Outcome:
         """Apply one status; safe to call any number of times with the same state. `invoice`: our row for
         `state.order_id` when the caller has read it already (the decisions are made on the row locked below)."""
         invoice = await self.our_invoice(state, invoice)
@@ -140,39 +147,66 @@ class Settlement:
         async with self.pool.acquire() as conn, conn.transaction():
             locked = await queries.invoices.invoice_for_update(conn, invoice["id"])
             event = await queries.invoices.record_invoice_event(
-                conn, locked["id"], state.uuid, state.status, state.is_final, source, raw)
+                conn, locked["id"], state.uuid, state.status, state.is_final, source, raw
+            )
             if event is None:
                 return Outcome.DUPLICATE
             amount, attention = decide_credit(state, self.config)
             if amount is not None and locked["credited_amount"] is None:
                 posted = await self.ledger.credit(
-                    user_id=locked["user_id"], amount=amount, key=f"invoice:{locked['id']}:credit",
-                    type=MovementType.RECHARGE, reference=f"invoice:{locked['id']}",
-                    source=SystemAccount.HELEKET_CLEARING, memo=f"Heleket {state.status} {state.uuid}", conn=conn)
+                    user_id=locked["user_id"],
+                    amount=amount,
+                    key=f"invoice:{locked['id']}:credit",
+                    type=MovementType.RECHARGE,
+                    reference=f"invoice:{locked['id']}",
+                    source=SystemAccount.HELEKET_CLEARING,
+                    memo=f"Heleket {state.status} {state.uuid}",
+                    conn=conn,
+                )
                 if posted.applied:
                     credited = Credited(locked["user_id"], locked["id"], amount, locked["currency"], posted.available)
             # The inviter's bonus rides on the credit's transaction: paid exactly when the top-up is credited,
             # and only on a clean one (a flagged underpayment pays none).
             if self.referrals is not None and credited is not None and attention is None:
-                bonus = await self.referrals.pay(conn, invoice_id=credited.invoice_id, invitee_id=credited.user_id,
-                                                 amount=credited.amount, currency=credited.currency)
+                bonus = await self.referrals.pay(
+                    conn,
+                    invoice_id=credited.invoice_id,
+                    invitee_id=credited.user_id,
+                    amount=credited.amount,
+                    currency=credited.currency,
+                )
             elif self.referrals is not None and state.status.startswith("refund"):
                 await self.referrals.flag_refund(conn, locked["id"], state.status)
             await queries.invoices.apply_invoice_status(
-                conn, locked["id"], state.uuid, state.status, state.is_final, state.payer_currency,
-                state.payer_amount, state.payment_amount, credited.amount if credited else None, attention, raw)
+                conn,
+                locked["id"],
+                state.uuid,
+                state.status,
+                state.is_final,
+                state.payer_currency,
+                state.payer_amount,
+                state.payment_amount,
+                credited.amount if credited else None,
+                attention,
+                raw,
+            )
         if attention:
             log.warning("invoice %s needs attention: %s", invoice["order_id"], attention)
         if credited is None:
             return Outcome.RECORDED
-        log.info("invoice %s credited %s %s to user %s", invoice["order_id"], credited.amount, credited.currency,
-                 credited.user_id)
+        log.info(
+            "invoice %s credited %s %s to user %s",
+            invoice["order_id"],
+            credited.amount,
+            credited.currency,
+            credited.user_id,
+        )
         if self.notify is not None:
             try:
                 await self.notify(credited)
             except TelegramAPIError as exc:  # blocked the bot, deleted the chat: the money is in anyway
                 log.warning("could not tell user %s about their top-up: %s", credited.user_id, exc.message)
-            except Exception:  # noqa: BLE001 - the money is in; a failed message must not undo that
+            except Exception:
                 log.exception("could not tell user %s about their top-up", credited.user_id)
         if bonus is not None and self.referrals is not None:
             await self.referrals.tell(bonus)
@@ -184,6 +218,5 @@ def mismatch(invoice: asyncpg.Record, state: PaymentState) -> str:
     if invoice["uuid"] is not None and invoice["uuid"] != state.uuid:
         return f"uuid {state.uuid} is not the invoice's {invoice['uuid']}"
     if state.amount != invoice["amount"] or state.currency != invoice["currency"]:
-        return (f"{state.amount} {state.currency} does not match the invoice's "
-                f"{invoice['amount']} {invoice['currency']}")
+        return f"{state.amount} {state.currency} does not match the invoice's {invoice['amount']} {invoice['currency']}"
     return ""

@@ -63,8 +63,11 @@ class TooManyOpenInvoices(TopUpRefused):
         self.open = invoices
         first = invoices[0].expires_at if invoices else None
         self.first_expiry = first
-        super().__init__("too_many_open", f"{len(invoices)} unpaid top-ups are open already; pay one or wait until "
-                                          "one expires" + (f" (the first at {first:%H:%M} UTC)" if first else ""))
+        super().__init__(
+            "too_many_open",
+            f"{len(invoices)} unpaid top-ups are open already; pay one or wait until "
+            "one expires" + (f" (the first at {first:%H:%M} UTC)" if first else ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +88,15 @@ def currency_options(entries: tuple[str, ...]) -> list[CurrencyOption] | None:
 class TopUps:
     """Creates top-up invoices within the shop's and Heleket's limits."""
 
-    def __init__(self, pool: asyncpg.Pool, client: HeleketClient | None, config: Config,
-                 settlement: Settlement | None = None, cache: Cache | None = None,
-                 lookup: PaymentLookup | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: HeleketClient | None,
+        config: Config,
+        settlement: Settlement | None = None,
+        cache: Cache | None = None,
+        lookup: PaymentLookup | None = None,
+    ) -> None:
         self.pool = pool
         self.client = client
         self.config = config
@@ -115,8 +124,9 @@ class TopUps:
     async def _heleket_limits(self, configured: TopUpLimits) -> TopUpLimits:
         assert self.client is not None
         wanted = {option.currency for option in currency_options(self.config.heleket.currencies) or []}
-        services = [s for s in await self.client.services()
-                    if s.is_available and (not wanted or s.currency.upper() in wanted)]
+        services = [
+            s for s in await self.client.services() if s.is_available and (not wanted or s.currency.upper() in wanted)
+        ]
         minimums, maximums = [], []
         for coin in sorted({s.currency.upper() for s in services}):
             course = await self._course(coin)
@@ -127,8 +137,9 @@ class TopUps:
                 maximums.append(service.limit.max_amount * course)
         if not minimums:
             return configured
-        return TopUpLimits(max(configured.minimum, min(minimums).quantize(CENT)),
-                           min(configured.maximum, max(maximums).quantize(CENT)))
+        return TopUpLimits(
+            max(configured.minimum, min(minimums).quantize(CENT)), min(configured.maximum, max(maximums).quantize(CENT))
+        )
 
     async def _course(self, coin: str) -> Decimal | None:
         currency = self.config.shop.currency
@@ -154,9 +165,12 @@ class TopUps:
         row = await self._open_invoice(user_id, amount)
         try:
             invoice = await self.client.create_invoice(
-                amount=amount, currency=row["currency"], order_id=row["order_id"],
+                amount=amount,
+                currency=row["currency"],
+                order_id=row["order_id"],
                 url_callback=self.config.web.public_url.rstrip("/") + "/webhook/heleket",
-                lifetime=heleket.lifetime, currencies=currency_options(heleket.currencies),
+                lifetime=heleket.lifetime,
+                currencies=currency_options(heleket.currencies),
             )
         except HeleketError as exc:
             # Refused, or never sent (the circuit is open): no invoice exists at Heleket, so ours is
@@ -166,9 +180,16 @@ class TopUps:
             raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
         expires = datetime.fromtimestamp(invoice.expired_at, UTC) if invoice.expired_at else None
         stored = await queries.invoices.record_heleket_invoice(
-            self.pool, row["id"], invoice.uuid, invoice.url, invoice.status, expires)
-        return TopUpInvoice(stored["id"], stored["order_id"], stored["amount"], stored["currency"],
-                            stored["url"] or "", stored["expires_at"])
+            self.pool, row["id"], invoice.uuid, invoice.url, invoice.status, expires
+        )
+        return TopUpInvoice(
+            stored["id"],
+            stored["order_id"],
+            stored["amount"],
+            stored["currency"],
+            stored["url"] or "",
+            stored["expires_at"],
+        )
 
     async def _open_invoice(self, user_id: int, amount: Decimal) -> asyncpg.Record:
         """Our row for a new invoice, committed; TooManyOpenInvoices if the user has enough open ones."""
@@ -176,10 +197,17 @@ class TopUps:
             await queries.invoices.lock_user_invoices(conn, user_id)
             rows = await queries.invoices.open_invoices_of_user(conn, user_id)
             if len(rows) >= self.config.shop.max_open_invoices:
-                raise TooManyOpenInvoices([TopUpInvoice(r["id"], r["order_id"], r["amount"], r["currency"],
-                                                        r["url"] or "", r["expires_at"]) for r in rows])
-            return await queries.invoices.create_invoice(conn, user_id, amount, self.config.shop.currency,
-                                                         secrets.token_hex(4), self.config.heleket.lifetime)
+                raise TooManyOpenInvoices(
+                    [
+                        TopUpInvoice(
+                            r["id"], r["order_id"], r["amount"], r["currency"], r["url"] or "", r["expires_at"]
+                        )
+                        for r in rows
+                    ]
+                )
+            return await queries.invoices.create_invoice(
+                conn, user_id, amount, self.config.shop.currency, secrets.token_hex(4), self.config.heleket.lifetime
+            )
 
     async def check(self, user_id: int, invoice_id: int) -> str | None:
         """The user's "Check payment" button: ask Heleket once about their invoice (an answer from the last

@@ -27,12 +27,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from shopbot.app import RunningShop
-from shopbot.bot.notices import format_money
+from shopbot.app.serve import RunningShop
+from shopbot.money import format_money
 from shopbot.payments.referrals import PAYLOAD_PREFIX, referral_code
 from shopbot.sandbox.fragment import ENDPOINTS, UNKNOWN_USER_ANSWERS, FragmentEmulator
-from shopbot.sandbox.fragment_wire import STATUS_OF
 from shopbot.sandbox.fragment_orders import PREMIUM_MONTHS
+from shopbot.sandbox.fragment_wire import STATUS_OF
 from shopbot.sandbox.heleket import HeleketEmulator
 from shopbot.sandbox.heleket_invoices import USD_PRICES
 from shopbot.sandbox.telegram import TelegramEmulator
@@ -45,10 +45,19 @@ UNKNOWN_USERNAME = "nobody_here"  # the one username nobody has on the sandbox's
 SAMPLE_PROMO_CODES = {"SANDBOX": "adds 1.00 to the balance", "SAVE10": "takes 10 % off the next purchase, at most 1.00"}
 # Where the emulated Heleket says its hosted payment page is; the chat opens its own /pay page instead.
 HELEKET_PAGE = re.compile(r"https://pay\.heleket\.com/pay/([0-9a-f-]{36})")
-HOP_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length",
-                         "content-encoding", "upgrade"})
-TAGS = {"bold": "b", "italic": "i", "underline": "u", "strikethrough": "s", "code": "code", "pre": "pre",
-        "blockquote": "blockquote", "expandable_blockquote": "blockquote"}
+HOP_HEADERS = frozenset(
+    {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade"}
+)
+TAGS = {
+    "bold": "b",
+    "italic": "i",
+    "underline": "u",
+    "strikethrough": "s",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "expandable_blockquote": "blockquote",
+}
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Username = Annotated[str, msgspec.Meta(pattern=r"^@?[A-Za-z0-9_]{4,32}$")]
@@ -141,9 +150,21 @@ class WebhooksTwice(Switch, tag="heleket_duplicate_webhooks"):
     on: bool
 
 
-Fault = (FragmentFails | FragmentDrops | FragmentSlow | FragmentLandsLate | FragmentSlowLookups | FragmentUnknownUsers
-         | FragmentWrongOrder | FragmentTonCost | WebhooksFail | WebhooksTwice | HeleketRateLimited | HeleketSlowInfo
-         | HeleketTonRate)
+Fault = (
+    FragmentFails
+    | FragmentDrops
+    | FragmentSlow
+    | FragmentLandsLate
+    | FragmentSlowLookups
+    | FragmentUnknownUsers
+    | FragmentWrongOrder
+    | FragmentTonCost
+    | WebhooksFail
+    | WebhooksTwice
+    | HeleketRateLimited
+    | HeleketSlowInfo
+    | HeleketTonRate
+)
 # Bounds of the price switches: wide enough for any real market, narrow enough to catch a typo.
 MAX_TON_PER_STAR = Decimal(1)
 MAX_TON_PER_PREMIUM = Decimal(1000)
@@ -183,10 +204,10 @@ def render_html(text: str, entities: list[MessageEntity] | None) -> str:
     for start, end in itertools.pairwise(bounds):
         out.extend(reversed(closing.pop(start, [])))
         for entity in opening.get(start, []):
-            tag, close = open_tag(entity, units[2 * start:2 * (start + entity.length)].decode("utf-16-le"))
+            tag, close = open_tag(entity, units[2 * start : 2 * (start + entity.length)].decode("utf-16-le"))
             out.append(tag)
             closing.setdefault(entity.offset + entity.length, []).append(close)
-        out.append(html.escape(units[2 * start:2 * end].decode("utf-16-le")))
+        out.append(html.escape(units[2 * start : 2 * end].decode("utf-16-le")))
     for rest in sorted(closing):
         out.extend(reversed(closing[rest]))
     return "".join(out).replace("\n", "<br>")
@@ -212,24 +233,40 @@ def local_url(url: str) -> str:
 
 
 def button_view(button: InlineKeyboardButton) -> dict[str, Any]:
-    return {"text": button.text, "callback_data": button.callback_data,
-            "url": local_url(button.url) if button.url else None}
+    return {
+        "text": button.text,
+        "callback_data": button.callback_data,
+        "url": local_url(button.url) if button.url else None,
+    }
 
 
 class ChatPage:
     """The page and its API over one sandbox's emulators and shop. Serve `app`."""
 
-    def __init__(self, *, telegram: TelegramEmulator, heleket: HeleketEmulator, fragment: FragmentEmulator,
-                 shop: RunningShop, shop_url: str) -> None:
+    def __init__(
+        self,
+        *,
+        telegram: TelegramEmulator,
+        heleket: HeleketEmulator,
+        fragment: FragmentEmulator,
+        shop: RunningShop,
+        shop_url: str,
+    ) -> None:
         self.telegram, self.heleket, self.fragment, self.shop = telegram, heleket, fragment, shop
         self.shop_url = shop_url
-        self.switches: dict[str, Any] = {"fragment_latency": fragment.latency, "heleket_duplicate_webhooks": False,
-                                         "fragment_unknown_users": fragment.unknown_user_answer,
-                                         "heleket_rate_limited": False, "heleket_info_latency": 0.0,
-                                         "fragment_ton_per_star": str(fragment.pricing.ton_per_star),
-                                         "fragment_premium_ton": {str(months): str(ton) for months, ton
-                                                                  in sorted(fragment.pricing.premium_ton.items())},
-                                         "heleket_ton_usd": str(USD_PRICES["TON"]), "armed": []}
+        self.switches: dict[str, Any] = {
+            "fragment_latency": fragment.latency,
+            "heleket_duplicate_webhooks": False,
+            "fragment_unknown_users": fragment.unknown_user_answer,
+            "heleket_rate_limited": False,
+            "heleket_info_latency": 0.0,
+            "fragment_ton_per_star": str(fragment.pricing.ton_per_star),
+            "fragment_premium_ton": {
+                str(months): str(ton) for months, ton in sorted(fragment.pricing.premium_ton.items())
+            },
+            "heleket_ton_usd": str(USD_PRICES["TON"]),
+            "armed": [],
+        }
         self._http: httpx.AsyncClient | None = None
         api = [
             Route("/setup", self.get_setup, methods=["GET"]),
@@ -244,13 +281,17 @@ class ChatPage:
             Route("/panel", self.get_panel, methods=["GET"]),
             Route("/faults", self.post_fault, methods=["POST"]),
         ]
-        self.app = Starlette(routes=[
-            Route("/", self.get_page, methods=["GET"]),
-            Route("/pay/{uuid}", self.get_page, methods=["GET"]),
-            Mount("/static", StaticFiles(directory=STATIC)),
-            Mount("/api", routes=api),
-            Route("/{path:path}", self.forward, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
-        ], exception_handlers={HTTPException: self.on_http_error}, lifespan=self._lifespan)
+        self.app = Starlette(
+            routes=[
+                Route("/", self.get_page, methods=["GET"]),
+                Route("/pay/{uuid}", self.get_page, methods=["GET"]),
+                Mount("/static", StaticFiles(directory=STATIC)),
+                Mount("/api", routes=api),
+                Route("/{path:path}", self.forward, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+            ],
+            exception_handlers={HTTPException: self.on_http_error},
+            lifespan=self._lifespan,
+        )
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -269,13 +310,17 @@ class ChatPage:
     # --- users and chats ---------------------------------------------------------------------------------
 
     async def get_setup(self, request: Request) -> Response:
-        return JSONResponse({
-            "bot": {"name": self.telegram.bot.first_name, "username": self.telegram.bot.username},
-            "users": [self.user_view(user_id) for user_id in sorted(self.telegram.users)],
-            "fragment_endpoints": list(ENDPOINTS), "fragment_codes": sorted(STATUS_OF),
-            "fragment_unknown_user_answers": list(UNKNOWN_USER_ANSWERS), "unknown_username": UNKNOWN_USERNAME,
-            "promo_codes": SAMPLE_PROMO_CODES,
-        })
+        return JSONResponse(
+            {
+                "bot": {"name": self.telegram.bot.first_name, "username": self.telegram.bot.username},
+                "users": [self.user_view(user_id) for user_id in sorted(self.telegram.users)],
+                "fragment_endpoints": list(ENDPOINTS),
+                "fragment_codes": sorted(STATUS_OF),
+                "fragment_unknown_user_answers": list(UNKNOWN_USER_ANSWERS),
+                "unknown_username": UNKNOWN_USERNAME,
+                "promo_codes": SAMPLE_PROMO_CODES,
+            }
+        )
 
     async def post_user(self, request: Request) -> Response:
         asked = decode(await request.body(), NewUser)
@@ -322,8 +367,9 @@ class ChatPage:
 
     def add(self, user_id: int, asked: NewUser) -> None:
         username = asked.username.removeprefix("@") if asked.username else None
-        self.telegram.add_user(user_id, first_name=asked.first_name, username=username,
-                               language_code=asked.language_code)
+        self.telegram.add_user(
+            user_id, first_name=asked.first_name, username=username, language_code=asked.language_code
+        )
 
     def known_user(self, request: Request) -> int:
         user_id: int = request.path_params["user_id"]
@@ -333,8 +379,12 @@ class ChatPage:
 
     def user_view(self, user_id: int) -> dict[str, Any]:
         user = self.telegram.users[user_id]
-        return {"id": user.id, "first_name": user.first_name, "username": user.username,
-                "language_code": user.language_code}
+        return {
+            "id": user.id,
+            "first_name": user.first_name,
+            "username": user.username,
+            "language_code": user.language_code,
+        }
 
     def message_view(self, message: Message) -> dict[str, Any]:
         mine = message.from_ is not None and message.from_.id == self.telegram.bot_id
@@ -343,11 +393,18 @@ class ChatPage:
         if message.photo:  # a photo (the admin's sales chart) is shown inline, its caption below it
             data = self.telegram.photo(message)
             kind = "png" if data.startswith(b"\x89PNG") else "jpeg"
-            body = (f'<img src="data:image/{kind};base64,{base64.b64encode(data).decode()}" alt="photo" '
-                    f'style="max-width:100%;display:block">{body}')
-        return {"id": message.message_id, "from": "bot" if mine else "user", "date": message.date,
-                "edited": message.edit_date is not None, "html": body,
-                "keyboard": [[button_view(button) for button in row] for row in keyboard]}
+            body = (
+                f'<img src="data:image/{kind};base64,{base64.b64encode(data).decode()}" alt="photo" '
+                f'style="max-width:100%;display:block">{body}'
+            )
+        return {
+            "id": message.message_id,
+            "from": "bot" if mine else "user",
+            "date": message.date,
+            "edited": message.edit_date is not None,
+            "html": body,
+            "keyboard": [[button_view(button) for button in row] for row in keyboard],
+        }
 
     # --- Heleket's payment page --------------------------------------------------------------------------
 
@@ -360,9 +417,13 @@ class ChatPage:
 
     async def post_invoice(self, request: Request) -> Response:
         uuid, action = request.path_params["uuid"], request.path_params["action"]
-        actions: dict[str, Callable[[str], Any]] = {"pay": self.heleket.pay, "underpay": self.heleket.underpay,
-                                                     "overpay": self.heleket.overpay, "expire": self.heleket.expire,
-                                                     "test-webhook": self.send_test_webhook}
+        actions: dict[str, Callable[[str], Any]] = {
+            "pay": self.heleket.pay,
+            "underpay": self.heleket.underpay,
+            "overpay": self.heleket.overpay,
+            "expire": self.heleket.expire,
+            "test-webhook": self.send_test_webhook,
+        }
         if action not in actions:
             raise fail(404, f"no action {action!r}: pay, underpay, overpay, expire or test-webhook")
         if uuid not in self.heleket.invoices:
@@ -391,16 +452,36 @@ class ChatPage:
             balance = await self.balance(int(raw))
         orders = sorted(self.fragment.orders.values(), key=lambda order: order.created_at, reverse=True)
         payments = reversed(self.fragment.payments)
-        return JSONResponse({
-            "balance": balance,
-            "orders": [{"id": o.id, "status": o.status, "product": o.product, "amount": o.amount,
-                        "username": o.username, "cost": o.cost, "fee": o.fee, "txid": o.txid,
-                        "created_at": o.created_at} for o in orders],
-            "payments": [{"order_ids": list(p.order_ids), "ton": str(Decimal(p.amount_nano) / 10**9),
-                          "outcome": p.outcome, "transaction_hash": p.transaction_hash, "time": p.time}
-                         for p in payments],
-            "switches": self.switches,
-        })
+        return JSONResponse(
+            {
+                "balance": balance,
+                "orders": [
+                    {
+                        "id": o.id,
+                        "status": o.status,
+                        "product": o.product,
+                        "amount": o.amount,
+                        "username": o.username,
+                        "cost": o.cost,
+                        "fee": o.fee,
+                        "txid": o.txid,
+                        "created_at": o.created_at,
+                    }
+                    for o in orders
+                ],
+                "payments": [
+                    {
+                        "order_ids": list(p.order_ids),
+                        "ton": str(Decimal(p.amount_nano) / 10**9),
+                        "outcome": p.outcome,
+                        "transaction_hash": p.transaction_hash,
+                        "time": p.time,
+                    }
+                    for p in payments
+                ],
+                "switches": self.switches,
+            }
+        )
 
     async def balance(self, user_id: int) -> dict[str, str] | None:
         """The user's balance as the shop's ledger has it; None until the shop has met the user."""
@@ -425,7 +506,9 @@ class ChatPage:
                 self.arm(f"{endpoint}: {code}{' (sign again)' if resign else ''} ×{times}")
             case FragmentDrops(endpoint=endpoint, times=times, after_processing=after):
                 self.fragment.drop_next(endpoint, times=times, after_processing=after)  # type: ignore[arg-type]
-                self.arm(f"{endpoint}: {'answer lost after it took effect' if after else 'connection dropped'} ×{times}")
+                self.arm(
+                    f"{endpoint}: {'answer lost after it took effect' if after else 'connection dropped'} ×{times}"
+                )
             case FragmentSlow(seconds=seconds):
                 self.fragment.latency = seconds
                 self.switches["fragment_latency"] = seconds
@@ -460,8 +543,9 @@ class ChatPage:
                     raise fail(400, f"Premium comes in {', '.join(map(str, PREMIUM_MONTHS))} months, not {months}")
                 ton = checked_amount(ton, MAX_TON_PER_PREMIUM, f"the TON cost of {months} months of Premium")
                 self.fragment.set_ton_cost(premium={months: ton})
-                self.switches["fragment_premium_ton"] = {str(m): str(t) for m, t
-                                                         in sorted(self.fragment.pricing.premium_ton.items())}
+                self.switches["fragment_premium_ton"] = {
+                    str(m): str(t) for m, t in sorted(self.fragment.pricing.premium_ton.items())
+                }
             case HeleketTonRate(usd=usd):
                 if usd is not None:
                     usd = checked_amount(usd, MAX_TON_USD, "TON's USD price")
@@ -484,10 +568,14 @@ class ChatPage:
         assert self._http is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         try:
-            answer = await self._http.request(request.method, request.url.path, params=request.query_params,
-                                              headers=headers, content=await request.body())
+            answer = await self._http.request(
+                request.method,
+                request.url.path,
+                params=request.query_params,
+                headers=headers,
+                content=await request.body(),
+            )
         except httpx.HTTPError as error:
             raise fail(502, f"the shop's web server did not answer: {error!r}") from None
         kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
         return Response(answer.content, status_code=answer.status_code, headers=kept)
-

@@ -33,21 +33,58 @@ from starlette.types import Receive, Scope, Send
 from shopbot.sandbox.fragment_auth import Session, Sessions
 from shopbot.sandbox.fragment_chain import LANDS_LATE, Chain, FragmentPayment, Outcome, SignedPayment
 from shopbot.sandbox.fragment_orders import (
-    MAX_STARS, MIN_STARS, PREMIUM_MONTHS, OrderBook, OrderState, Pricing, Recipient, build_legs, new_ref,
-    normalize_username, validate_product,
+    MAX_STARS,
+    MIN_STARS,
+    PREMIUM_MONTHS,
+    OrderBook,
+    OrderState,
+    Pricing,
+    Recipient,
+    build_legs,
+    new_ref,
+    normalize_username,
+    validate_product,
 )
 from shopbot.sandbox.fragment_ton import InvalidExternal, read_external
 from shopbot.sandbox.fragment_wire import (
-    CREATED, NETWORK, PROCESSING, STATUS_OF, ApiFailure, CreateOrder, Order, SignIn, Submit, encode, error_body,
+    CREATED,
+    NETWORK,
+    PROCESSING,
+    STATUS_OF,
+    ApiFailure,
+    CreateOrder,
+    Order,
+    SignIn,
+    Submit,
+    encode,
+    error_body,
 )
 from shopbot.web.asgi import serve_asgi
 
-__all__ = ["UNKNOWN_USER_ANSWERS", "Endpoint", "FragmentCall", "FragmentEmulator", "FragmentPayment", "UnknownUserAnswer",
-           "WalletView", "serve_fragment_emulator"]
+__all__ = [
+    "UNKNOWN_USER_ANSWERS",
+    "Endpoint",
+    "FragmentCall",
+    "FragmentEmulator",
+    "FragmentPayment",
+    "UnknownUserAnswer",
+    "WalletView",
+    "serve_fragment_emulator",
+]
 
 # The library's method names, one per endpoint (auth() makes two calls: the challenge, then auth).
-Endpoint = Literal["auth_challenge", "auth", "revoke", "config", "wallet_info", "user_info", "create_order",
-                   "get_order", "list_orders", "submit"]
+Endpoint = Literal[
+    "auth_challenge",
+    "auth",
+    "revoke",
+    "config",
+    "wallet_info",
+    "user_info",
+    "create_order",
+    "get_order",
+    "list_orders",
+    "submit",
+]
 ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
 # The two shapes in which the service may say a username is nobody's (refs/fragment.md §2.1): a found:false body,
 # or an error answer.
@@ -111,11 +148,20 @@ class _DroppedAnswer(Response):
 class FragmentEmulator:
     """api.fragment-api.net's v3 API and the TON wallets behind it. Serve `app`; drive it with the test API."""
 
-    def __init__(self, *, ton_per_star: Decimal = Decimal("0.0044"),
-                 premium_ton: Mapping[int, Decimal] | None = None, fee_percent: Decimal = Decimal("2"),
-                 latency: float = 0.0, order_ttl: float = 300.0, auth_ttl: float = 86_400.0,
-                 fragment_wallet: str = FRAGMENT_ADDRESSES[1], fee_wallet: str = OPERATOR_FEE_WALLETS[0],
-                 middle_wallet: str = OPERATOR_MIDDLE_WALLETS[0], any_user: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        ton_per_star: Decimal = Decimal("0.0044"),
+        premium_ton: Mapping[int, Decimal] | None = None,
+        fee_percent: Decimal = Decimal("2"),
+        latency: float = 0.0,
+        order_ttl: float = 300.0,
+        auth_ttl: float = 86_400.0,
+        fragment_wallet: str = FRAGMENT_ADDRESSES[1],
+        fee_wallet: str = OPERATOR_FEE_WALLETS[0],
+        middle_wallet: str = OPERATOR_MIDDLE_WALLETS[0],
+        any_user: bool = False,
+    ) -> None:
         self.pricing = Pricing(ton_per_star, dict(premium_ton or DEFAULT_PREMIUM_TON), fee_percent)
         self.latency = latency  # seconds added to every request before it is handled
         self.order_ttl = order_ttl  # an order's valid_until is this far after its creation
@@ -135,18 +181,20 @@ class FragmentEmulator:
         self._faults: defaultdict[str, deque[_Fault]] = defaultdict(deque)
         self._delays: defaultdict[str, deque[float]] = defaultdict(deque)
         self._misanswers: deque[str] = deque()  # order ids the next create_order calls answer with
-        self.app = Starlette(routes=[
-            self._route("/v3/auth/challenge", "GET", "auth_challenge", self._challenge, authed=False),
-            self._route("/v3/auth", "POST", "auth", self._sign_in, authed=False),
-            self._route("/v3/auth", "DELETE", "revoke", self._revoke),
-            self._route("/v3/config", "GET", "config", self._config, authed=False),
-            self._route("/v3/wallet", "GET", "wallet_info", self._wallet_info),
-            self._route("/v3/user_info", "GET", "user_info", self._user_info),
-            self._route("/v3/orders", "POST", "create_order", self._create_order),
-            self._route("/v3/orders", "GET", "list_orders", self._list_orders),
-            self._route("/v3/orders/submit", "POST", "submit", self._submit),
-            self._route("/v3/orders/{order_id}", "GET", "get_order", self._get_order),
-        ])
+        self.app = Starlette(
+            routes=[
+                self._route("/v3/auth/challenge", "GET", "auth_challenge", self._challenge, authed=False),
+                self._route("/v3/auth", "POST", "auth", self._sign_in, authed=False),
+                self._route("/v3/auth", "DELETE", "revoke", self._revoke),
+                self._route("/v3/config", "GET", "config", self._config, authed=False),
+                self._route("/v3/wallet", "GET", "wallet_info", self._wallet_info),
+                self._route("/v3/user_info", "GET", "user_info", self._user_info),
+                self._route("/v3/orders", "POST", "create_order", self._create_order),
+                self._route("/v3/orders", "GET", "list_orders", self._list_orders),
+                self._route("/v3/orders/submit", "POST", "submit", self._submit),
+                self._route("/v3/orders/{order_id}", "GET", "get_order", self._get_order),
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"FragmentEmulator(wallets={len(self._chain.wallets)}, orders={len(self._book.orders)})"
@@ -161,8 +209,13 @@ class FragmentEmulator:
 
     def add_user(self, username: str, name: str, *, photo: str | None = None, premium: bool = False) -> Recipient:
         """A Telegram account Fragment finds; premium=True makes Premium orders for it PREMIUM_ACTIVE."""
-        user = Recipient(username=normalize_username(username), name=name, photo=photo,
-                         recipient_id=secrets.token_urlsafe(10), premium=premium)
+        user = Recipient(
+            username=normalize_username(username),
+            name=name,
+            photo=photo,
+            recipient_id=secrets.token_urlsafe(10),
+            premium=premium,
+        )
         self._users[user.username] = user
         return user
 
@@ -196,8 +249,13 @@ class FragmentEmulator:
     def wallet(self, address: str) -> WalletView:
         """A wallet as the chain has it now (an unknown one is uninit and empty)."""
         wallet = self._chain.wallet(Address.parse(address))
-        return WalletView(address=wallet.address.to_friendly(bounceable=False), raw_address=wallet.address.to_raw(),
-                          state=wallet.state, seqno=wallet.seqno, balance_nano=wallet.balance)
+        return WalletView(
+            address=wallet.address.to_friendly(bounceable=False),
+            raw_address=wallet.address.to_raw(),
+            state=wallet.state,
+            seqno=wallet.seqno,
+            balance_nano=wallet.balance,
+        )
 
     @property
     def orders(self) -> dict[str, Order]:
@@ -209,9 +267,18 @@ class FragmentEmulator:
         """Every applied payment that covered this order (a correct client makes at most one)."""
         return [payment for payment in self.payments if order_id in payment.order_ids]
 
-    def fail_next(self, endpoint: Endpoint, code: str | None = None, *, status: int | None = None,
-                  message: str | None = None, resign: bool = False, after_processing: bool = False,
-                  times: int = 1, **extra: Any) -> None:
+    def fail_next(
+        self,
+        endpoint: Endpoint,
+        code: str | None = None,
+        *,
+        status: int | None = None,
+        message: str | None = None,
+        resign: bool = False,
+        after_processing: bool = False,
+        times: int = 1,
+        **extra: Any,
+    ) -> None:
         """Answer the next `times` requests to endpoint with this error (code's usual status unless given).
 
         A 401 also ends the caller's auth key; a 5xx without a code is an HTML page; after_processing does the
@@ -290,6 +357,7 @@ class FragmentEmulator:
     def _route(self, path: str, method: str, endpoint: str, handler: Handler, *, authed: bool = True) -> Route:
         async def serve(request: Request) -> Response:
             return await self._serve(request, endpoint, handler, authed)
+
         return Route(path, serve, methods=[method], name=endpoint)
 
     async def _serve(self, request: Request, endpoint: str, handler: Handler, authed: bool) -> Response:
@@ -305,9 +373,17 @@ class FragmentEmulator:
         if self._delays[endpoint]:
             await anyio.sleep(self._delays[endpoint].popleft())
         dropped = fault is not None and fault.status is None
-        self.calls.append(FragmentCall(endpoint=endpoint, method=request.method, path=request.url.path,
-                                       status=None if dropped else answer.status, error_code=answer.code,
-                                       injected=fault is not None, time=time.monotonic()))
+        self.calls.append(
+            FragmentCall(
+                endpoint=endpoint,
+                method=request.method,
+                path=request.url.path,
+                status=None if dropped else answer.status,
+                error_code=answer.code,
+                injected=fault is not None,
+                time=time.monotonic(),
+            )
+        )
         response_type = _DroppedAnswer if dropped else Response
         return response_type(answer.body, status_code=answer.status, headers=answer.headers)
 
@@ -352,27 +428,46 @@ class FragmentEmulator:
     def _sign_in(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
         key, signed_in = self._sessions.sign_in(_decode(raw, SignIn), request.url.hostname, now)
         wallet = self._chain.wallet(signed_in.wallet)
-        return {"success": True, "auth_key": key, "expires_at": int(signed_in.expires_at),
-                "wallet": {"address": wallet.address.to_friendly(bounceable=False),
-                           "raw_address": wallet.address.to_raw(), "wallet_type": signed_in.wallet_type}}
+        return {
+            "success": True,
+            "auth_key": key,
+            "expires_at": int(signed_in.expires_at),
+            "wallet": {
+                "address": wallet.address.to_friendly(bounceable=False),
+                "raw_address": wallet.address.to_raw(),
+                "wallet_type": signed_in.wallet_type,
+            },
+        }
 
     def _revoke(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
         self._sessions.revoke(request.headers.get("authorization"))
         return {"success": True}
 
     def _config(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
-        return {"success": True, "network": NETWORK, "fee_wallet": self.fee_wallet.to_friendly(bounceable=False),
-                "middle_wallet": self.middle_wallet.to_friendly(bounceable=False),
-                "fee_percent": str(self.pricing.fee_percent), "no_kyc_available": self.no_kyc_available,
-                "payment_methods": ["ton"],
-                "products": {"stars": {"min": MIN_STARS, "max": MAX_STARS}, "premium": {"months": PREMIUM_MONTHS}}}
+        return {
+            "success": True,
+            "network": NETWORK,
+            "fee_wallet": self.fee_wallet.to_friendly(bounceable=False),
+            "middle_wallet": self.middle_wallet.to_friendly(bounceable=False),
+            "fee_percent": str(self.pricing.fee_percent),
+            "no_kyc_available": self.no_kyc_available,
+            "payment_methods": ["ton"],
+            "products": {"stars": {"min": MIN_STARS, "max": MAX_STARS}, "premium": {"months": PREMIUM_MONTHS}},
+        }
 
     def _wallet_info(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
         assert session is not None
         wallet = self._chain.wallet(session.wallet)
-        return {"success": True, "address": wallet.address.to_friendly(bounceable=False),
-                "raw_address": wallet.address.to_raw(), "wallet_type": session.wallet_type, "state": wallet.state,
-                "seqno": wallet.seqno, "balance_nano": str(wallet.balance), "usdt_raw": "0"}
+        return {
+            "success": True,
+            "address": wallet.address.to_friendly(bounceable=False),
+            "raw_address": wallet.address.to_raw(),
+            "wallet_type": session.wallet_type,
+            "state": wallet.state,
+            "seqno": wallet.seqno,
+            "balance_nano": str(wallet.balance),
+            "usdt_raw": "0",
+        }
 
     def _user_info(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
         username = normalize_username(request.query_params.get("username", ""))
@@ -388,13 +483,21 @@ class FragmentEmulator:
         asked = _decode(raw, CreateOrder)
         if self._misanswers:
             state = self._book.owned(session.wallet, self._misanswers.popleft())
-            return {"success": True, "order": state.order, "payment": state.payment(),
-                    "recipient_id": state.order.recipient_id}
+            return {
+                "success": True,
+                "order": state.order,
+                "payment": state.payment(),
+                "recipient_id": state.order.recipient_id,
+            }
         state = self._book.by_key(session.wallet, asked.idempotency_key)
         if state is None:
             state = self._new_order(asked, session, now)
-        return {"success": True, "order": state.order, "payment": state.payment(),
-                "recipient_id": state.order.recipient_id}
+        return {
+            "success": True,
+            "order": state.order,
+            "payment": state.payment(),
+            "recipient_id": state.order.recipient_id,
+        }
 
     def _new_order(self, asked: CreateOrder, session: Session, now: float) -> OrderState:
         validate_product(asked)
@@ -424,8 +527,13 @@ class FragmentEmulator:
         except ValueError:
             raise ApiFailure("BAD_REQUEST", "limit and offset must be integers") from None
         mine = self._book.of_wallet(session.wallet)
-        return {"success": True, "orders": [state.order for state in mine[offset:offset + limit]],
-                "total": len(mine), "limit": limit, "offset": offset}
+        return {
+            "success": True,
+            "orders": [state.order for state in mine[offset : offset + limit]],
+            "total": len(mine),
+            "limit": limit,
+            "offset": offset,
+        }
 
     def _submit(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
         assert session is not None
@@ -461,8 +569,13 @@ def _decode(raw: bytes, kind: type[Any]) -> Any:
         raise ApiFailure("BAD_REQUEST", str(error)) from None
 
 
-async def serve_fragment_emulator(emulator: FragmentEmulator, *, host: str = "127.0.0.1", port: int = 0,
-                                  task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve_fragment_emulator(
+    emulator: FragmentEmulator,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve the emulator over HTTP until the enclosing scope is cancelled; started() gets the port."""
     await serve_asgi(emulator.app, host=host, port=port, graceful_seconds=1.0, task_status=task_status)
 

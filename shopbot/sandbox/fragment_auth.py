@@ -66,8 +66,13 @@ class Sessions:
         if not signature_valid(public_key, digest, _b64(proof.signature)):
             raise ApiFailure("INVALID_PROOF", "the ton_proof signature does not verify")
         key = secrets.token_urlsafe(32)
-        session = Session(wallet=wallet, wallet_type=request.wallet_type, public_key=public_key,
-                          cookies=cookies, expires_at=now + self.ttl)
+        session = Session(
+            wallet=wallet,
+            wallet_type=request.wallet_type,
+            public_key=public_key,
+            cookies=cookies,
+            expires_at=now + self.ttl,
+        )
         self._keys[key] = session
         return key, session
 

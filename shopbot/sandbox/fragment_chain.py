@@ -15,8 +15,16 @@ from fragment_api_lib.v3.address import Address
 from shopbot.sandbox.fragment_auth import Session
 from shopbot.sandbox.fragment_orders import Leg, OrderState, Settlement, ensure_payable
 from shopbot.sandbox.fragment_ton import (
-    MAX_MESSAGES, InvalidExternal, OutMessage, SignedExternal, WalletOrder, comment_of, expected_wallet_id,
-    read_external, read_wallet_order, signature_valid,
+    MAX_MESSAGES,
+    InvalidExternal,
+    OutMessage,
+    SignedExternal,
+    WalletOrder,
+    comment_of,
+    expected_wallet_id,
+    read_external,
+    read_wallet_order,
+    signature_valid,
 )
 from shopbot.sandbox.fragment_wire import CREATED, FAILED, PROCESSING, SUCCESS, ApiFailure
 
@@ -64,12 +72,14 @@ class FragmentPayment(msgspec.Struct, frozen=True, kw_only=True):
 
 def invalid(reason: str) -> ApiFailure:
     """INVALID_SIGNED_MESSAGE: nothing was sent and the orders stay payable."""
-    return ApiFailure("INVALID_SIGNED_MESSAGE", f"The signed message can not be accepted: {reason}",
-                      reason=reason, released=0)
+    return ApiFailure(
+        "INVALID_SIGNED_MESSAGE", f"The signed message can not be accepted: {reason}", reason=reason, released=0
+    )
 
 
-def check_transfer(external: SignedExternal, session: Session, wallet: WalletState, states: list[OrderState],
-                   now: float) -> WalletOrder:
+def check_transfer(
+    external: SignedExternal, session: Session, wallet: WalletState, states: list[OrderState], now: float
+) -> WalletOrder:
     """What the wallet contract and the service check before relaying: the wallet, its deployment, the
     signature, wallet id and seqno, the expiry, and that the messages are exactly the orders' legs."""
     if external.destination != wallet.address:
@@ -90,8 +100,13 @@ def check_transfer(external: SignedExternal, session: Session, wallet: WalletSta
         raise invalid(f"signed for seqno {order.seqno} but the wallet is at {wallet.seqno}")
     if order.valid_until <= now:
         # The wallet would refuse it, so it can never land: a re-signature with the same seqno is safe.
-        raise ApiFailure("TRANSFER_NOT_SENT", f"the signed message expired at {order.valid_until}", resign=True,
-                         reason="expired", released=len(states))
+        raise ApiFailure(
+            "TRANSFER_NOT_SENT",
+            f"the signed message expired at {order.valid_until}",
+            resign=True,
+            reason="expired",
+            released=len(states),
+        )
     if len(order.messages) > MAX_MESSAGES[session.wallet_type]:
         raise invalid(f"{len(order.messages)} messages are more than a {session.wallet_type} wallet sends")
     legs = [leg for state in states for leg in state.legs]
@@ -101,9 +116,13 @@ def check_transfer(external: SignedExternal, session: Session, wallet: WalletSta
 
 
 def _same(message: OutMessage, leg: Leg) -> bool:
-    return (message.destination == leg.address and message.bounce == leg.address.bounceable
-            and message.amount == leg.amount and message.body.hash() == leg.payload.hash()
-            and message.mode == SEND_MODE)
+    return (
+        message.destination == leg.address
+        and message.bounce == leg.address.bounceable
+        and message.amount == leg.amount
+        and message.body.hash() == leg.payload.hash()
+        and message.mode == SEND_MODE
+    )
 
 
 def transaction_hash(external: SignedExternal, seqno: int) -> str:
@@ -111,15 +130,38 @@ def transaction_hash(external: SignedExternal, seqno: int) -> str:
     return hashlib.sha256(f"emulated-tx:{external.normalized_hash}:{seqno}".encode()).hexdigest()
 
 
-def record_payment(wallet: WalletState, external: SignedExternal, order: WalletOrder, states: list[OrderState],
-                   txid: str, outcome: str, now: float) -> FragmentPayment:
-    legs = tuple(PaidLeg(role=leg.role, address=leg.address.to_friendly(bounceable=False), amount_nano=leg.amount,
-                         comment=comment_of(leg.payload)) for state in states for leg in state.legs)
+def record_payment(
+    wallet: WalletState,
+    external: SignedExternal,
+    order: WalletOrder,
+    states: list[OrderState],
+    txid: str,
+    outcome: str,
+    now: float,
+) -> FragmentPayment:
+    legs = tuple(
+        PaidLeg(
+            role=leg.role,
+            address=leg.address.to_friendly(bounceable=False),
+            amount_nano=leg.amount,
+            comment=comment_of(leg.payload),
+        )
+        for state in states
+        for leg in state.legs
+    )
     return FragmentPayment(
-        wallet=wallet.address.to_friendly(bounceable=False), order_ids=tuple(s.order.id for s in states),
-        amount_nano=sum(m.amount for m in order.messages), seqno=order.seqno, message_hash=external.message_hash,
-        normalized_hash=external.normalized_hash, transaction_hash=txid, deployed_wallet=not wallet.deployed,
-        legs=legs, outcome=outcome, time=now)
+        wallet=wallet.address.to_friendly(bounceable=False),
+        order_ids=tuple(s.order.id for s in states),
+        amount_nano=sum(m.amount for m in order.messages),
+        seqno=order.seqno,
+        message_hash=external.message_hash,
+        normalized_hash=external.normalized_hash,
+        transaction_hash=txid,
+        deployed_wallet=not wallet.deployed,
+        legs=legs,
+        outcome=outcome,
+        time=now,
+    )
 
 
 @dataclass(frozen=True)
@@ -179,8 +221,11 @@ class Chain:
         signed = check_transfer(external, session, wallet, states, now)
         total = sum(message.amount for message in signed.messages)
         if total > wallet.balance:
-            raise ApiFailure("INSUFFICIENT_BALANCE", reason=f"the wallet has {wallet.balance} nanotons, the "
-                             f"payment needs {total}", released=len(states))
+            raise ApiFailure(
+                "INSUFFICIENT_BALANCE",
+                reason=f"the wallet has {wallet.balance} nanotons, the payment needs {total}",
+                released=len(states),
+            )
         outcome = self.outcomes.popleft() if self.outcomes else None
         txid = transaction_hash(external, signed.seqno)
         self._applied[external.normalized_hash] = _Applied(tuple(s.order.id for s in states), txid)
@@ -189,8 +234,9 @@ class Chain:
             wallet.seqno, wallet.deployed = wallet.seqno + 1, True
             for state in states:
                 state.set_status(FAILED, now)
-            raise ApiFailure("TRANSFER_FAILED", reason="the messages bounced", released=0,
-                             orders=[state.order for state in states])
+            raise ApiFailure(
+                "TRANSFER_FAILED", reason="the messages bounced", released=0, orders=[state.order for state in states]
+            )
         payment = record_payment(wallet, external, signed, states, txid, PROCESSING if outcome else SUCCESS, now)
         self.payments.append(payment)
         wallet.balance, wallet.seqno, wallet.deployed = wallet.balance - total, wallet.seqno + 1, True
@@ -220,9 +266,15 @@ class Chain:
             order: WalletOrder | None = read_wallet_order(session.wallet_type, external.body)
         except InvalidExternal:
             order = None
-        self.received.append(SignedPayment(
-            order_ids=tuple(order_ids), normalized_hash=external.normalized_hash,
-            seqno=order.seqno if order else None, valid_until=order.valid_until if order else None, time=now))
+        self.received.append(
+            SignedPayment(
+                order_ids=tuple(order_ids),
+                normalized_hash=external.normalized_hash,
+                seqno=order.seqno if order else None,
+                valid_until=order.valid_until if order else None,
+                time=now,
+            )
+        )
 
     def settle(self, state: OrderState, outcome: str, now: float) -> None:
         """End every order of this order's payment; "failed" sends the money back to the wallet."""
@@ -252,5 +304,9 @@ def _replayed(applied: _Applied, states: list[OrderState]) -> dict[str, Any]:
 
 
 def paid_answer(txid: str, states: list[OrderState]) -> dict[str, Any]:
-    return {"success": True, "message": "Payment completed", "transaction_hash": txid,
-            "orders": [state.order for state in states]}
+    return {
+        "success": True,
+        "message": "Payment completed",
+        "transaction_hash": txid,
+        "orders": [state.order for state in states],
+    }

@@ -54,8 +54,9 @@ setInterval(async () => {
 class FakeFragmentSite:
     """The site's state; serve `app`, switch `logged_in` to expire or restore the session."""
 
-    def __init__(self, *, cookie_lifetime: float = 3600.0, logged_in: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, cookie_lifetime: float = 3600.0, logged_in: bool = True, clock: Callable[[], float] = time.time
+    ) -> None:
         self.cookie_lifetime = cookie_lifetime
         self.clock = clock
         self.visits = 0  # GET / requests: the refresher's keep-alive
@@ -67,12 +68,14 @@ class FakeFragmentSite:
         self.expires = 0
         self._logged_in = False
         self.logged_in = logged_in
-        self.app = Starlette(routes=[
-            Route("/", self._home, methods=["GET"]),
-            Route("/login", self._login_page, methods=["GET"]),
-            Route("/login", self._confirm_login, methods=["POST"]),
-            Route("/login/state", self._login_state, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/", self._home, methods=["GET"]),
+                Route("/login", self._login_page, methods=["GET"]),
+                Route("/login", self._confirm_login, methods=["POST"]),
+                Route("/login/state", self._login_state, methods=["GET"]),
+            ]
+        )
 
     @property
     def logged_in(self) -> bool:
@@ -126,7 +129,12 @@ class FakeFragmentSite:
         return JSONResponse({"logged_in": self._logged_in})
 
 
-async def serve_fake_fragment(site: FakeFragmentSite, *, host: str = "127.0.0.1", port: int = 0,
-                              task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve_fake_fragment(
+    site: FakeFragmentSite,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve the fake site until the enclosing scope is cancelled; started() gets the port."""
     await serve_asgi(site.app, host=host, port=port, graceful_seconds=1.0, task_status=task_status)

@@ -16,8 +16,18 @@ from fragment_api_lib.v3.cell import Cell
 
 from shopbot.sandbox.fragment_ton import comment_cell
 from shopbot.sandbox.fragment_wire import (
-    CREATED, EXPIRED, FAILED, NANO, NETWORK, PROCESSING, ApiFailure, CreateOrder, Order, PaymentMessage,
-    PaymentRequest, ton_text,
+    CREATED,
+    EXPIRED,
+    FAILED,
+    NANO,
+    NETWORK,
+    PROCESSING,
+    ApiFailure,
+    CreateOrder,
+    Order,
+    PaymentMessage,
+    PaymentRequest,
+    ton_text,
 )
 
 MIN_STARS, MAX_STARS = 50, 1_000_000
@@ -75,13 +85,24 @@ class OrderState:
         if self.order.status != CREATED:
             return None
         return PaymentRequest(
-            valid_until=self.order.valid_until, network=NETWORK, from_=self.wallet.to_raw(),
-            messages=[PaymentMessage(role=leg.role, address=leg.address.to_friendly(bounceable=False),
-                                     amount=str(leg.amount), payload=leg.payload.to_b64()) for leg in self.legs])
+            valid_until=self.order.valid_until,
+            network=NETWORK,
+            from_=self.wallet.to_raw(),
+            messages=[
+                PaymentMessage(
+                    role=leg.role,
+                    address=leg.address.to_friendly(bounceable=False),
+                    amount=str(leg.amount),
+                    payload=leg.payload.to_b64(),
+                )
+                for leg in self.legs
+            ],
+        )
 
     def set_status(self, status: str, now: float, *, txid: str | None = None) -> None:
-        self.order = msgspec.structs.replace(self.order, status=status, updated_at=int(now),
-                                             txid=txid if txid is not None else self.order.txid)
+        self.order = msgspec.structs.replace(
+            self.order, status=status, updated_at=int(now), txid=txid if txid is not None else self.order.txid
+        )
 
 
 @dataclass
@@ -122,8 +143,9 @@ def validate_product(request: CreateOrder) -> None:
     if request.payment_method != "ton":
         if request.payment_method == "usdt_ton" and not request.kyc:
             raise ApiFailure("NO_KYC_USDT_UNAVAILABLE")
-        raise ApiFailure("PAYMENT_METHOD_NOT_SUPPORTED",
-                         f"the emulator takes payment_method 'ton', not {request.payment_method!r}")
+        raise ApiFailure(
+            "PAYMENT_METHOD_NOT_SUPPORTED", f"the emulator takes payment_method 'ton', not {request.payment_method!r}"
+        )
 
 
 def new_ref() -> str:
@@ -137,8 +159,14 @@ def purchase_text(product: str, amount: int, ref: str) -> str:
     return f"{item} \n\nRef#{ref}"
 
 
-def build_legs(request: CreateOrder, ref: str, pricing: Pricing, fragment_wallet: Address, fee_wallet: Address,
-               middle_wallet: Address) -> tuple[Leg, ...]:
+def build_legs(
+    request: CreateOrder,
+    ref: str,
+    pricing: Pricing,
+    fragment_wallet: Address,
+    fee_wallet: Address,
+    middle_wallet: Address,
+) -> tuple[Leg, ...]:
     """KYC: Fragment's invoice plus the fee leg (left out when it rounds to 0); no-KYC: one middle leg."""
     price = pricing.fragment_nano(request.product, request.amount)
     fee = pricing.fee_nano(price)
@@ -166,16 +194,38 @@ class OrderBook:
         state = self.orders[found]
         return None if state.status in (EXPIRED, FAILED) else state
 
-    def add(self, request: CreateOrder, wallet: Address, recipient: Recipient, legs: tuple[Leg, ...], ref: str,
-            now: float, ttl: float) -> OrderState:
+    def add(
+        self,
+        request: CreateOrder,
+        wallet: Address,
+        recipient: Recipient,
+        legs: tuple[Leg, ...],
+        ref: str,
+        now: float,
+        ttl: float,
+    ) -> OrderState:
         fee = sum(leg.amount for leg in legs if leg.role == "fee")
         order = Order(
-            id=str(uuid.uuid4()), ref_id=ref, status=CREATED, product=request.product, amount=request.amount,
-            username=recipient.username, recipient_id=recipient.recipient_id, kyc=request.kyc,
-            payment_method=request.payment_method, show_sender=request.show_sender,
-            cost=ton_text(sum(leg.amount for leg in legs)), fee=ton_text(fee), currency="TON", txid=None,
-            idempotency_key=request.idempotency_key, custom_order_info=request.custom_order_info,
-            valid_until=int(now + ttl), created_at=int(now), updated_at=int(now))
+            id=str(uuid.uuid4()),
+            ref_id=ref,
+            status=CREATED,
+            product=request.product,
+            amount=request.amount,
+            username=recipient.username,
+            recipient_id=recipient.recipient_id,
+            kyc=request.kyc,
+            payment_method=request.payment_method,
+            show_sender=request.show_sender,
+            cost=ton_text(sum(leg.amount for leg in legs)),
+            fee=ton_text(fee),
+            currency="TON",
+            txid=None,
+            idempotency_key=request.idempotency_key,
+            custom_order_info=request.custom_order_info,
+            valid_until=int(now + ttl),
+            created_at=int(now),
+            updated_at=int(now),
+        )
         state = OrderState(order=order, wallet=wallet, legs=legs)
         self.orders[order.id] = state
         if request.idempotency_key is not None:
@@ -202,8 +252,14 @@ class OrderBook:
     def settle_due(self, now: float) -> list[OrderState]:
         """Processing orders (and unpaid-looking ones whose payment lands late) whose settlement time came;
         returns them so money can follow the outcome."""
-        return [state for state in self.orders.values() if state.status in (PROCESSING, CREATED)
-                and state.settlement and state.settlement.due is not None and state.settlement.due <= now]
+        return [
+            state
+            for state in self.orders.values()
+            if state.status in (PROCESSING, CREATED)
+            and state.settlement
+            and state.settlement.due is not None
+            and state.settlement.due <= now
+        ]
 
 
 def ensure_payable(states: list[OrderState], now: float) -> None:

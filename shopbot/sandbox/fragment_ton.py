@@ -65,7 +65,7 @@ class WalletOrder:
 def comment_cell(text: str) -> Cell:
     """A text comment body: op 0, then UTF-8, continued in refs when it does not fit (snake format)."""
     data = text.encode()
-    chunks = [data[:FIRST_CHUNK]] + [data[i:i + NEXT_CHUNK] for i in range(FIRST_CHUNK, len(data), NEXT_CHUNK)]
+    chunks = [data[:FIRST_CHUNK]] + [data[i : i + NEXT_CHUNK] for i in range(FIRST_CHUNK, len(data), NEXT_CHUNK)]
     tail: Cell | None = None
     for chunk in reversed(chunks[1:]):
         builder = begin_cell().store_bytes(chunk)
@@ -91,9 +91,15 @@ def comment_of(body: Cell) -> str | None:
 def ton_proof_digest(wallet: Address, domain: str, timestamp: int, payload: str) -> bytes:
     """What a TON Connect v2 ton_proof signs: sha256(0xffff ++ "ton-connect" ++ sha256(message))."""
     domain_bytes = domain.encode()
-    message = (b"ton-proof-item-v2/" + wallet.workchain.to_bytes(4, "big", signed=True) + wallet.hash
-               + len(domain_bytes).to_bytes(4, "little") + domain_bytes + timestamp.to_bytes(8, "little")
-               + payload.encode())
+    message = (
+        b"ton-proof-item-v2/"
+        + wallet.workchain.to_bytes(4, "big", signed=True)
+        + wallet.hash
+        + len(domain_bytes).to_bytes(4, "little")
+        + domain_bytes
+        + timestamp.to_bytes(8, "little")
+        + payload.encode()
+    )
     return hashlib.sha256(b"\xff\xff" + b"ton-connect" + hashlib.sha256(message).digest()).digest()
 
 
@@ -124,8 +130,13 @@ def read_external(boc: str) -> SignedExternal:
         raise
     except ValueError as error:  # the library's parser says ValueError for every malformed BoC
         raise InvalidExternal(f"not a valid message BoC: {error}") from None
-    return SignedExternal(destination=destination, state_init=state_init, body=body,
-                          message_hash=root.hash().hex(), normalized_hash=_normalized_hash(destination, body))
+    return SignedExternal(
+        destination=destination,
+        state_init=state_init,
+        body=body,
+        message_hash=root.hash().hex(),
+        normalized_hash=_normalized_hash(destination, body),
+    )
 
 
 def read_wallet_order(wallet_type: str, body: Cell) -> WalletOrder:
@@ -229,7 +240,7 @@ def _load_state_init(s: Slice) -> Cell | None:
     s.load_maybe_ref()  # code
     s.load_maybe_ref()  # data
     s.load_maybe_ref()  # library
-    return Cell(s.cell.bits[bit_start:s.bit_pos], s.cell.refs[ref_start:s.ref_pos])
+    return Cell(s.cell.bits[bit_start : s.bit_pos], s.cell.refs[ref_start : s.ref_pos])
 
 
 def _load_body(s: Slice) -> Cell:
@@ -238,7 +249,7 @@ def _load_body(s: Slice) -> Cell:
         body = s.load_ref()
         _ensure_consumed(s)
         return body
-    return Cell(s.cell.bits[s.bit_pos:], s.cell.refs[s.ref_pos:])
+    return Cell(s.cell.bits[s.bit_pos :], s.cell.refs[s.ref_pos :])
 
 
 def _ensure_consumed(s: Slice) -> None:

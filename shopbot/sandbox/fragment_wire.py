@@ -76,8 +76,12 @@ class ApiFailure(Exception):
     def __init__(self, code: str, message: str | None = None, *, status: int | None = None, **extra: Any) -> None:
         self.code = code
         self.status = status if status is not None else STATUS_OF.get(code, 400)
-        self.body: dict[str, Any] = {"success": False, "error_code": code,
-                                     "message": message or MESSAGES.get(code, code), **extra}
+        self.body: dict[str, Any] = {
+            "success": False,
+            "error_code": code,
+            "message": message or MESSAGES.get(code, code),
+            **extra,
+        }
         super().__init__(f"{self.status} {code}: {self.body['message']}")
 
 
@@ -168,5 +172,11 @@ def error_body(status: int, code: str | None, message: str | None, extra: dict[s
     """An error answer's bytes; with no code a 5xx looks like a proxy's HTML page, which the library reads as {}."""
     if code is None and status >= 500:
         return f"<html><body><h1>{status}</h1>upstream error</body></html>".encode()
-    return encode({"success": False, **({"error_code": code} if code else {}),
-                   "message": message or MESSAGES.get(code or "", f"HTTP {status}"), **extra})
+    return encode(
+        {
+            "success": False,
+            **({"error_code": code} if code else {}),
+            "message": message or MESSAGES.get(code or "", f"HTTP {status}"),
+            **extra,
+        }
+    )

@@ -20,14 +20,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shopbot.payments.heleket_wire import Invoice, InvoicePage, Ok, Paginate, Rate, Service
+from shopbot.payments.heleket_wire import CreateInvoice, Invoice, InvoicePage, Ok, Paginate, Rate, Service
 from shopbot.payments.signing import sign_body
 from shopbot.sandbox.heleket_invoices import (
-    DEFAULT_SERVICES, FIAT, Q8, USD_PRICES, ApiFailure, InvoiceState, apply_payment, choose_coin, expire, find_service,
-    identifier, made_up_invoice, new_invoice, refresh, set_status, validate_create, validate_test_webhook,
+    DEFAULT_SERVICES,
+    FIAT,
+    Q8,
+    USD_PRICES,
+    ApiFailure,
+    InvoiceState,
+    apply_payment,
+    choose_coin,
+    expire,
+    find_service,
+    identifier,
+    made_up_invoice,
+    new_invoice,
+    refresh,
+    set_status,
+    validate_create,
+    validate_test_webhook,
     webhook_payload,
 )
-from shopbot.payments.heleket_wire import CreateInvoice
 from shopbot.sandbox.heleket_webhooks import WebhookDelivery, WebhookNotDelivered, WebhookSender
 from shopbot.web.asgi import serve_asgi
 
@@ -67,9 +81,16 @@ TOO_MANY_REQUESTS = {"state": 1, "message": "Too Many Attempts."}
 class HeleketEmulator:
     """Heleket's payment API for one merchant. Serve `app`; drive payments with the test API."""
 
-    def __init__(self, *, merchant_uuid: str, api_key: str, webhook_retry_seconds: float = 0.2,
-                 max_webhook_attempts: int = 5, services: Sequence[Service] = DEFAULT_SERVICES,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        merchant_uuid: str,
+        api_key: str,
+        webhook_retry_seconds: float = 0.2,
+        max_webhook_attempts: int = 5,
+        services: Sequence[Service] = DEFAULT_SERVICES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.merchant_uuid = merchant_uuid
         self._api_key = api_key
         self.services = list(services)
@@ -84,17 +105,21 @@ class HeleketEmulator:
         self._expiries: list[tuple[int, str]] = []  # (expired_at, uuid), a heap: expiry looks only at what is due
         # The exchange-rate lists' own table (set_usd_price moves it); invoices convert with the module's.
         self._usd_prices: dict[str, Decimal] = dict(USD_PRICES)
-        self._webhooks = WebhookSender(api_key=api_key, retry_seconds=webhook_retry_seconds,
-                                       max_attempts=max_webhook_attempts)
-        self.app = Starlette(routes=[
-            Route("/v1/payment", self._endpoint(self._create), methods=["POST"]),
-            Route("/v1/payment/info", self._endpoint(self._info), methods=["POST"]),
-            Route("/v1/payment/services", self._endpoint(self._services), methods=["POST"]),
-            Route("/v1/payment/list", self._endpoint(self._list), methods=["POST"]),
-            Route("/v1/test-webhook/payment", self._endpoint(self._test_webhook), methods=["POST"]),
-            # Rates are public in Heleket's docs: no merchant or sign needed (ref §3.7).
-            Route("/v1/exchange-rate/{currency}/list", self._endpoint(self._rates, signed=False), methods=["GET"]),
-        ], lifespan=self._lifespan)
+        self._webhooks = WebhookSender(
+            api_key=api_key, retry_seconds=webhook_retry_seconds, max_attempts=max_webhook_attempts
+        )
+        self.app = Starlette(
+            routes=[
+                Route("/v1/payment", self._endpoint(self._create), methods=["POST"]),
+                Route("/v1/payment/info", self._endpoint(self._info), methods=["POST"]),
+                Route("/v1/payment/services", self._endpoint(self._services), methods=["POST"]),
+                Route("/v1/payment/list", self._endpoint(self._list), methods=["POST"]),
+                Route("/v1/test-webhook/payment", self._endpoint(self._test_webhook), methods=["POST"]),
+                # Rates are public in Heleket's docs: no merchant or sign needed (ref §3.7).
+                Route("/v1/exchange-rate/{currency}/list", self._endpoint(self._rates, signed=False), methods=["GET"]),
+            ],
+            lifespan=self._lifespan,
+        )
 
     def __repr__(self) -> str:
         return f"HeleketEmulator(merchant_uuid={self.merchant_uuid!r}, invoices={len(self._states)})"
@@ -121,17 +146,37 @@ class HeleketEmulator:
         """The statuses the invoice went through, starting with `check`."""
         return list(self._state(uuid_or_order_id).history)
 
-    def open_invoice(self, order_id: str, amount: Decimal, *, currency: str = "USD",
-                     url_callback: str | None = None, lifetime: int = 3600) -> Invoice:
+    def open_invoice(
+        self,
+        order_id: str,
+        amount: Decimal,
+        *,
+        currency: str = "USD",
+        url_callback: str | None = None,
+        lifetime: int = 3600,
+    ) -> Invoice:
         """An invoice as `POST /v1/payment` would make it, without the HTTP round trip (for bulk set-ups)."""
-        create = CreateInvoice(amount=format(amount, "f"), currency=currency, order_id=order_id,
-                               url_callback=url_callback, lifetime=lifetime)
+        create = CreateInvoice(
+            amount=format(amount, "f"),
+            currency=currency,
+            order_id=order_id,
+            url_callback=url_callback,
+            lifetime=lifetime,
+        )
         state = new_invoice(create, self.services, self.clock())
         self._add(state)
         return state.invoice
 
-    def pay(self, uuid_or_order_id: str, *, amount: Decimal | None = None, currency: str | None = None,
-            network: str | None = None, confirm_check: bool = False, final: bool = True) -> Invoice:
+    def pay(
+        self,
+        uuid_or_order_id: str,
+        *,
+        amount: Decimal | None = None,
+        currency: str | None = None,
+        network: str | None = None,
+        confirm_check: bool = False,
+        final: bool = True,
+    ) -> Invoice:
         """The payer sends `amount` of the coin (default: all that is still owed); `paid` when it covers it.
 
         For an invoice whose coin is not fixed yet, `currency`/`network` pick it (default: the first allowed
@@ -173,8 +218,14 @@ class HeleketEmulator:
         self._webhooks.send(state.url_callback, payload)
         return payload
 
-    def underpay(self, uuid_or_order_id: str, *, amount: Decimal | None = None, currency: str | None = None,
-                 network: str | None = None) -> Invoice:
+    def underpay(
+        self,
+        uuid_or_order_id: str,
+        *,
+        amount: Decimal | None = None,
+        currency: str | None = None,
+        network: str | None = None,
+    ) -> Invoice:
         """Pay less than owed (default: half): `wrong_amount_waiting`, or `wrong_amount` without top-ups."""
         state = self._payable(uuid_or_order_id, currency, network)
         assert state.invoice.payer_amount is not None
@@ -184,8 +235,14 @@ class HeleketEmulator:
             raise ValueError(f"an underpayment must be below the {owed} still owed")
         return self._receive(state, amount, False)
 
-    def overpay(self, uuid_or_order_id: str, *, amount: Decimal | None = None, currency: str | None = None,
-                network: str | None = None) -> Invoice:
+    def overpay(
+        self,
+        uuid_or_order_id: str,
+        *,
+        amount: Decimal | None = None,
+        currency: str | None = None,
+        network: str | None = None,
+    ) -> Invoice:
         """Pay more than owed (default: 10% more): `paid_over`."""
         state = self._payable(uuid_or_order_id, currency, network)
         assert state.invoice.payer_amount is not None
@@ -219,17 +276,30 @@ class HeleketEmulator:
         """Send no webhooks at all while on (status changes still happen): for reconciliation tests."""
         self._webhooks.silenced = on
 
-    def fail_next(self, path: str, status: int = 500, body: dict[str, Any] | bytes | None = None, *,
-                  after_processing: bool = False, retry_after: str | None = None) -> None:
+    def fail_next(
+        self,
+        path: str,
+        status: int = 500,
+        body: dict[str, Any] | bytes | None = None,
+        *,
+        after_processing: bool = False,
+        retry_after: str | None = None,
+    ) -> None:
         """Answer the next request to path with this status and body (queued). after_processing: do the work
         first and lose the answer, as when Heleket created the invoice but the response never arrived.
         retry_after: a Retry-After header to send with it (for 429s)."""
         if body is None:
-            body = SERVER_ERROR if status >= 500 else TOO_MANY_REQUESTS if status == 429 else \
-                {"state": 1, "message": "Server error"}
+            body = (
+                SERVER_ERROR
+                if status >= 500
+                else TOO_MANY_REQUESTS
+                if status == 429
+                else {"state": 1, "message": "Server error"}
+            )
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        self._faults[path].append(_Fault(status, body if isinstance(body, bytes) else _encode(body),
-                                         after_processing, headers))
+        self._faults[path].append(
+            _Fault(status, body if isinstance(body, bytes) else _encode(body), after_processing, headers)
+        )
 
     def delay_next(self, path: str, seconds: float) -> None:
         """Answer the next request to path only after `seconds` (queued): a slow Heleket."""
@@ -260,19 +330,31 @@ class HeleketEmulator:
         """While on, answer every API call 429 "Too Many Attempts.", with Retry-After if given; nothing is done."""
         self._rate_limited = (retry_after,) if on else None
 
-    async def wait_for_webhook(self, status: str | None = None, *, order_id: str | None = None,
-                               uuid: str | None = None, ok: bool | None = True,
-                               timeout: float = 5.0) -> WebhookDelivery:
+    async def wait_for_webhook(
+        self,
+        status: str | None = None,
+        *,
+        order_id: str | None = None,
+        uuid: str | None = None,
+        ok: bool | None = True,
+        timeout: float = 5.0,
+    ) -> WebhookDelivery:
         """The oldest matching delivery not returned before; ok=True (default) only acknowledged ones."""
+
         def matches(delivery: WebhookDelivery) -> bool:
             payload = delivery.payload
-            return ((status is None or payload.get("status") == status)
-                    and (order_id is None or payload.get("order_id") == order_id)
-                    and (uuid is None or payload.get("uuid") == uuid)
-                    and (ok is None or delivery.ok == ok))
+            return (
+                (status is None or payload.get("status") == status)
+                and (order_id is None or payload.get("order_id") == order_id)
+                and (uuid is None or payload.get("uuid") == uuid)
+                and (ok is None or delivery.ok == ok)
+            )
 
-        wanted = ", ".join(f"{k}={v!r}" for k, v in
-                           (("status", status), ("order_id", order_id), ("uuid", uuid), ("ok", ok)) if v is not None)
+        wanted = ", ".join(
+            f"{k}={v!r}"
+            for k, v in (("status", status), ("order_id", order_id), ("uuid", uuid), ("ok", ok))
+            if v is not None
+        )
         return await self._webhooks.wait_for(matches, wanted or "at all", timeout)
 
     # --- HTTP ----------------------------------------------------------------------------------------------
@@ -286,18 +368,29 @@ class HeleketEmulator:
             yield
             group.cancel_scope.cancel()
 
-    def _endpoint(self, handler: Callable[[Request, dict[str, Any]], Awaitable[Any]], *,
-                  signed: bool = True) -> Callable[[Request], Any]:
+    def _endpoint(
+        self, handler: Callable[[Request, dict[str, Any]], Awaitable[Any]], *, signed: bool = True
+    ) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             path, raw = request.url.path, await request.body()
             status, answer, headers = await self._answer(request, handler, path, raw, signed)
-            self.calls.append(HeleketCall(method=request.method, path=path, body=raw, status=status,
-                                          response=answer, time=time.monotonic()))
+            self.calls.append(
+                HeleketCall(
+                    method=request.method, path=path, body=raw, status=status, response=answer, time=time.monotonic()
+                )
+            )
             return Response(answer, status_code=status, media_type="application/json", headers=headers)
+
         return endpoint
 
-    async def _answer(self, request: Request, handler: Callable[[Request, dict[str, Any]], Awaitable[Any]],
-                      path: str, raw: bytes, signed: bool) -> tuple[int, bytes, dict[str, str]]:
+    async def _answer(
+        self,
+        request: Request,
+        handler: Callable[[Request, dict[str, Any]], Awaitable[Any]],
+        path: str,
+        raw: bytes,
+        signed: bool,
+    ) -> tuple[int, bytes, dict[str, str]]:
         if self._delays[path]:
             await anyio.sleep(self._delays[path].popleft())
         if self._latency.get(path):
@@ -378,12 +471,18 @@ class HeleketEmulator:
             offset = max(int(request.query_params.get("cursor", "0")), 0)
         except ValueError:
             offset = 0
-        page = newest_first[offset:offset + PER_PAGE]
+        page = newest_first[offset : offset + PER_PAGE]
         has_more = offset + PER_PAGE < len(newest_first)
-        return InvoicePage(items=[state.invoice for state in page], paginate=Paginate(
-            count=len(page), hasPages=offset > 0 or has_more,
-            nextCursor=str(offset + PER_PAGE) if has_more else None,
-            previousCursor=str(max(offset - PER_PAGE, 0)) if offset > 0 else None, perPage=PER_PAGE))
+        return InvoicePage(
+            items=[state.invoice for state in page],
+            paginate=Paginate(
+                count=len(page),
+                hasPages=offset > 0 or has_more,
+                nextCursor=str(offset + PER_PAGE) if has_more else None,
+                previousCursor=str(max(offset - PER_PAGE, 0)) if offset > 0 else None,
+                perPage=PER_PAGE,
+            ),
+        )
 
     async def _test_webhook(self, request: Request, params: dict[str, Any]) -> list[Any]:
         test = validate_test_webhook(params)
@@ -398,8 +497,11 @@ class HeleketEmulator:
         prices = self._usd_prices
         if source not in prices:
             raise ApiFailure.message(404, "The currency was not found")
-        return [Rate(from_=source, to=target, course=(prices[source] / usd).quantize(Q8))
-                for target, usd in prices.items() if target != source]
+        return [
+            Rate(from_=source, to=target, course=(prices[source] / usd).quantize(Q8))
+            for target, usd in prices.items()
+            if target != source
+        ]
 
     # --- invoices ------------------------------------------------------------------------------------------
 
@@ -424,15 +526,22 @@ class HeleketEmulator:
             # The payer's pick on the hosted page: the coin asked for, else the first allowed option, else the
             # invoice's own coin, else USDT; on the network asked for, else the option's, else the coin's first.
             option = state.currencies[0] if state.currencies else None
-            coin = (currency or (option.currency if option else None)
-                    or (invoice.currency if invoice.currency not in FIAT else "USDT")).upper()
-            chain = network or (option.network if option and option.currency.upper() == coin else None) or next(
-                (service.network for service in self.services if service.currency == coin), None)
+            coin = (
+                currency
+                or (option.currency if option else None)
+                or (invoice.currency if invoice.currency not in FIAT else "USDT")
+            ).upper()
+            chain = (
+                network
+                or (option.network if option and option.currency.upper() == coin else None)
+                or next((service.network for service in self.services if service.currency == coin), None)
+            )
             if chain is None:
                 raise ValueError(f"no service takes {coin}")
             chain = chain.lower()
-            if state.currencies and not any(o.currency.upper() == coin and (o.network or chain).lower() == chain
-                                            for o in state.currencies):
+            if state.currencies and not any(
+                o.currency.upper() == coin and (o.network or chain).lower() == chain for o in state.currencies
+            ):
                 raise ValueError(f"{coin} on {chain} is not among the invoice's currencies")
             choose_coin(state, self.services, coin, chain)
         elif currency is not None and currency.upper() != invoice.payer_currency:
@@ -473,8 +582,12 @@ class HeleketEmulator:
             self._webhooks.send(state.url_callback, webhook_payload(state.invoice, status=status))
 
 
-async def serve_heleket_emulator(emulator: HeleketEmulator, *, host: str = "127.0.0.1", port: int = 0,
-                                 task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve_heleket_emulator(
+    emulator: HeleketEmulator,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve the emulator over HTTP until the enclosing scope is cancelled; started() gets the port."""
     await serve_asgi(emulator.app, host=host, port=port, graceful_seconds=1.0, task_status=task_status)
-

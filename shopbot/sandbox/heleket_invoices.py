@@ -13,7 +13,13 @@ from typing import Any
 import msgspec
 
 from shopbot.payments.heleket_wire import (
-    CreateInvoice, CurrencyOption, HeleketWebhook, Invoice, Service, ServiceCommission, ServiceLimit,
+    CreateInvoice,
+    CurrencyOption,
+    HeleketWebhook,
+    Invoice,
+    Service,
+    ServiceCommission,
+    ServiceLimit,
     WebhookTestRequest,
 )
 
@@ -23,28 +29,62 @@ MSK = timezone(timedelta(hours=3))  # Heleket writes created_at/updated_at in +0
 FIAT = frozenset({"USD", "EUR", "RUB", "UAH", "KZT", "UZS", "BYN", "GBP"})
 # Value of one unit in USD: the emulator's whole exchange-rate table. TON at 3 USD is the rate the Fragment
 # emulator's prices assume (0.0044 TON a star), so the sandbox's default prices sell above cost.
-USD_PRICES = {"USD": Decimal(1), "EUR": Decimal("1.08"), "RUB": Decimal("0.011"), "UAH": Decimal("0.024"),
-              "KZT": Decimal("0.002"), "UZS": Decimal("0.00008"), "BYN": Decimal("0.31"), "GBP": Decimal("1.27"),
-              "USDT": Decimal(1), "USDC": Decimal(1), "TON": Decimal(3), "TRX": Decimal("0.12"),
-              "BTC": Decimal(60000), "ETH": Decimal(3000), "BNB": Decimal(560)}
+USD_PRICES = {
+    "USD": Decimal(1),
+    "EUR": Decimal("1.08"),
+    "RUB": Decimal("0.011"),
+    "UAH": Decimal("0.024"),
+    "KZT": Decimal("0.002"),
+    "UZS": Decimal("0.00008"),
+    "BYN": Decimal("0.31"),
+    "GBP": Decimal("1.27"),
+    "USDT": Decimal(1),
+    "USDC": Decimal(1),
+    "TON": Decimal(3),
+    "TRX": Decimal("0.12"),
+    "BTC": Decimal(60000),
+    "ETH": Decimal(3000),
+    "BNB": Decimal(560),
+}
 
 
 def _service(currency: str, network: str, min_amount: str, max_amount: str = "1000000") -> Service:
-    return Service(network=network, currency=currency, is_available=True,
-                   limit=ServiceLimit(min_amount=Decimal(min_amount).quantize(Q8),
-                                      max_amount=Decimal(max_amount).quantize(Q8)),
-                   commission=ServiceCommission(fee_amount=Decimal(0).quantize(Q8), percent=Decimal("2.00")))
+    return Service(
+        network=network,
+        currency=currency,
+        is_available=True,
+        limit=ServiceLimit(min_amount=Decimal(min_amount).quantize(Q8), max_amount=Decimal(max_amount).quantize(Q8)),
+        commission=ServiceCommission(fee_amount=Decimal(0).quantize(Q8), percent=Decimal("2.00")),
+    )
 
 
 # Networks in upper case as in Heleket's services sample (ref §3.6); invoices and webhooks use lower case.
 DEFAULT_SERVICES = (
-    _service("USDT", "TRON", "0.5"), _service("USDT", "TON", "0.5"), _service("USDT", "BSC", "0.5"),
-    _service("TON", "TON", "0.1"), _service("TRX", "TRON", "5"), _service("BTC", "BTC", "0.00005", "100"),
+    _service("USDT", "TRON", "0.5"),
+    _service("USDT", "TON", "0.5"),
+    _service("USDT", "BSC", "0.5"),
+    _service("TON", "TON", "0.1"),
+    _service("TRX", "TRON", "5"),
+    _service("BTC", "BTC", "0.00005", "100"),
 )
-TEST_WEBHOOK_STATUSES = frozenset({"process", "check", "paid", "paid_over", "fail", "wrong_amount", "cancel",
-                                   "system_fail", "refund_process", "refund_fail", "refund_paid"})
-FINAL_STATUSES = frozenset({"paid", "paid_over", "wrong_amount", "fail", "cancel", "system_fail", "refund_paid",
-                            "refund_fail"})
+TEST_WEBHOOK_STATUSES = frozenset(
+    {
+        "process",
+        "check",
+        "paid",
+        "paid_over",
+        "fail",
+        "wrong_amount",
+        "cancel",
+        "system_fail",
+        "refund_process",
+        "refund_fail",
+        "refund_paid",
+    }
+)
+FINAL_STATUSES = frozenset(
+    {"paid", "paid_over", "wrong_amount", "fail", "cancel", "system_fail", "refund_paid", "refund_fail"}
+)
 _ALPHA_DASH = re.compile(r"[\w-]+", re.ASCII)
 _URL = re.compile(r"https?://[^\s/?#]+[^\s]*")
 
@@ -145,8 +185,13 @@ def identifier(body: dict[str, Any]) -> tuple[str | None, str | None]:
     """uuid and order_id of an info-style request, or the 422 Heleket gives when both are missing."""
     uuid, order_id = body.get("uuid"), body.get("order_id")
     if not isinstance(uuid, str) and not isinstance(order_id, str):
-        raise ApiFailure(422, {"state": 1, "errors": {"uuid": ["validation.required_without"],
-                                                        "order_id": ["validation.required_without"]}})
+        raise ApiFailure(
+            422,
+            {
+                "state": 1,
+                "errors": {"uuid": ["validation.required_without"], "order_id": ["validation.required_without"]},
+            },
+        )
     return (uuid if isinstance(uuid, str) else None), (order_id if isinstance(order_id, str) else None)
 
 
@@ -164,10 +209,12 @@ def validate_test_webhook(params: dict[str, Any]) -> WebhookTestRequest:
     if params.get("status", "paid") not in TEST_WEBHOOK_STATUSES:
         errors["status"] = ["validation.in"]
     order_id = params.get("order_id")
-    if order_id is not None and (not isinstance(order_id, str) or not _ALPHA_DASH.fullmatch(order_id)
-                                 or len(order_id) > 32):
-        errors["order_id"] = ["validation.alpha_dash" if isinstance(order_id, str) and len(order_id) <= 32
-                              else "validation.max.string"]
+    if order_id is not None and (
+        not isinstance(order_id, str) or not _ALPHA_DASH.fullmatch(order_id) or len(order_id) > 32
+    ):
+        errors["order_id"] = [
+            "validation.alpha_dash" if isinstance(order_id, str) and len(order_id) <= 32 else "validation.max.string"
+        ]
     uuid = params.get("uuid")
     if uuid is not None and not isinstance(uuid, str):
         errors["uuid"] = ["validation.uuid"]
@@ -181,10 +228,20 @@ def made_up_invoice(test: WebhookTestRequest) -> Invoice:
     currency = test.currency.upper()
     amount = (Decimal(10) / USD_PRICES.get(currency, Decimal(1))).quantize(Q8)
     fee = (amount / 50).quantize(Q8)
-    return Invoice(uuid=test.uuid or str(uuid_module.uuid4()), order_id=test.order_id or uuid_module.uuid4().hex,
-                   amount=amount, currency=currency, payer_currency=currency, network=test.network.lower(),
-                   payer_amount=amount, payment_amount=amount, payment_amount_usd=Decimal("10.00"),
-                   commission=fee, merchant_amount=amount - fee, status=test.status)
+    return Invoice(
+        uuid=test.uuid or str(uuid_module.uuid4()),
+        order_id=test.order_id or uuid_module.uuid4().hex,
+        amount=amount,
+        currency=currency,
+        payer_currency=currency,
+        network=test.network.lower(),
+        payer_amount=amount,
+        payment_amount=amount,
+        payment_amount_usd=Decimal("10.00"),
+        commission=fee,
+        merchant_amount=amount - fee,
+        status=test.status,
+    )
 
 
 def _rule(rule: str, value: Any) -> str | None:
@@ -195,7 +252,8 @@ def _rule(rule: str, value: Any) -> str | None:
         return None if isinstance(value, bool) or value in (0, 1, "0", "1") else "validation.boolean"
     if name == "integer":
         ok = (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, str) and value.lstrip("-").isdigit())
+            isinstance(value, str) and value.lstrip("-").isdigit()
+        )
         return None if ok else "validation.integer"
     if name == "decimal":
         return None if _decimal(value) is not None else "validation.numeric"
@@ -249,14 +307,29 @@ def new_invoice(request: CreateInvoice, services: list[Service], now: float) -> 
     lifetime = request.lifetime if request.lifetime is not None else 3600
     invoice_uuid = str(uuid_module.uuid4())
     invoice = Invoice(
-        uuid=invoice_uuid, order_id=request.order_id, amount=amount.quantize(Q2 if currency in FIAT else Q8),
-        discount=Decimal(0).quantize(Q8), currency=currency, payment_status="check", status="check",
-        url=f"https://pay.heleket.com/pay/{invoice_uuid}", expired_at=int(now) + lifetime, is_final=False,
-        additional_data=request.additional_data, created_at=now_iso(now), updated_at=now_iso(now))
-    state = InvoiceState(invoice=invoice, url_callback=request.url_callback, lifetime=lifetime,
-                         is_payment_multiple=request.is_payment_multiple is not False,
-                         accuracy_percent=Decimal(request.accuracy_payment_percent or 0),
-                         currencies=request.currencies, history=["check"])
+        uuid=invoice_uuid,
+        order_id=request.order_id,
+        amount=amount.quantize(Q2 if currency in FIAT else Q8),
+        discount=Decimal(0).quantize(Q8),
+        currency=currency,
+        payment_status="check",
+        status="check",
+        url=f"https://pay.heleket.com/pay/{invoice_uuid}",
+        expired_at=int(now) + lifetime,
+        is_final=False,
+        additional_data=request.additional_data,
+        created_at=now_iso(now),
+        updated_at=now_iso(now),
+    )
+    state = InvoiceState(
+        invoice=invoice,
+        url_callback=request.url_callback,
+        lifetime=lifetime,
+        is_payment_multiple=request.is_payment_multiple is not False,
+        accuracy_percent=Decimal(request.accuracy_payment_percent or 0),
+        currencies=request.currencies,
+        history=["check"],
+    )
     if payer_currency is not None and network is not None:
         choose_coin(state, services, payer_currency, network)
     return state
@@ -274,9 +347,14 @@ def choose_coin(state: InvoiceState, services: list[Service], payer_currency: st
     if payer_amount > maximum:
         raise ApiFailure.message(400, f"Maximum amount {maximum.normalize():f} {payer_currency}")
     state.invoice = msgspec.structs.replace(
-        state.invoice, payer_currency=payer_currency, network=network.lower(), address=address_for(network.lower()),
-        payer_amount=payer_amount, payer_amount_exchange_rate=course,
-        merchant_amount=_net(payer_amount, service))
+        state.invoice,
+        payer_currency=payer_currency,
+        network=network.lower(),
+        address=address_for(network.lower()),
+        payer_amount=payer_amount,
+        payer_amount_exchange_rate=course,
+        merchant_amount=_net(payer_amount, service),
+    )
 
 
 def find_service(services: list[Service], currency: str, network: str) -> Service:
@@ -309,18 +387,23 @@ def apply_payment(state: InvoiceState, service: Service, amount: Decimal, now: f
         status = "wrong_amount_waiting" if state.is_payment_multiple else "wrong_amount"
     fee = commission(total, service)
     state.invoice = msgspec.structs.replace(
-        invoice, payment_amount=total.quantize(Q8),
+        invoice,
+        payment_amount=total.quantize(Q8),
         payment_amount_usd=(total * USD_PRICES[invoice.payer_currency]).quantize(Q2),
-        commission=fee, merchant_amount=(total - fee).quantize(Q8),
-        from_=invoice.from_ or address_for(invoice.network or ""), txid=secrets.token_hex(32))
+        commission=fee,
+        merchant_amount=(total - fee).quantize(Q8),
+        from_=invoice.from_ or address_for(invoice.network or ""),
+        txid=secrets.token_hex(32),
+    )
     set_status(state, status, now, final=None if final else False)
 
 
 def set_status(state: InvoiceState, status: str, now: float, *, final: bool | None = None) -> None:
     """Move the invoice to `status`; final as the status says unless `final` says otherwise."""
     is_final = status in FINAL_STATUSES if final is None else final
-    state.invoice = msgspec.structs.replace(state.invoice, status=status, payment_status=status,
-                                            is_final=is_final, updated_at=now_iso(now))
+    state.invoice = msgspec.structs.replace(
+        state.invoice, status=status, payment_status=status, is_final=is_final, updated_at=now_iso(now)
+    )
     state.history.append(status)
 
 
@@ -333,8 +416,8 @@ def refresh(state: InvoiceState, now: float) -> None:
     """is_refresh on an expired invoice: new address and lifetime, back to `check`; nothing else changes."""
     invoice = state.invoice
     state.invoice = msgspec.structs.replace(
-        invoice, address=address_for(invoice.network) if invoice.network else None,
-        expired_at=int(now) + state.lifetime)
+        invoice, address=address_for(invoice.network) if invoice.network else None, expired_at=int(now) + state.lifetime
+    )
     set_status(state, "check", now)
 
 
@@ -345,17 +428,26 @@ def webhook_payload(invoice: Invoice, *, status: str | None = None) -> dict[str,
     is_final = invoice.is_final if status is None or status == invoice.status else status in FINAL_STATUSES
     status = status or invoice.status
     webhook = HeleketWebhook(
-        type="payment", uuid=invoice.uuid, order_id=invoice.order_id, amount=invoice.amount.quantize(Q8),
+        type="payment",
+        uuid=invoice.uuid,
+        order_id=invoice.order_id,
+        amount=invoice.amount.quantize(Q8),
         payment_amount=invoice.payment_amount or zero,
         # USD is only settled on final statuses; intermediate webhooks carry "0.00" (ref §4.1, §7 point 13).
-        payment_amount_usd=(invoice.payment_amount_usd or Decimal(0)).quantize(Q2)
-        if is_final else Decimal("0.00"),
+        payment_amount_usd=(invoice.payment_amount_usd or Decimal(0)).quantize(Q2) if is_final else Decimal("0.00"),
         merchant_amount=invoice.merchant_amount if invoice.payment_amount else zero,
-        commission=invoice.commission or zero, is_final=is_final, status=status,
-        from_=invoice.from_, network=invoice.network, currency=invoice.currency,
-        payer_currency=invoice.payer_currency, payer_amount=invoice.payer_amount,
-        payer_amount_exchange_rate=invoice.payer_amount_exchange_rate, additional_data=invoice.additional_data,
-        txid=invoice.txid)
+        commission=invoice.commission or zero,
+        is_final=is_final,
+        status=status,
+        from_=invoice.from_,
+        network=invoice.network,
+        currency=invoice.currency,
+        payer_currency=invoice.payer_currency,
+        payer_amount=invoice.payer_amount,
+        payer_amount_exchange_rate=invoice.payer_amount_exchange_rate,
+        additional_data=invoice.additional_data,
+        txid=invoice.txid,
+    )
     payload: dict[str, Any] = msgspec.to_builtins(webhook)
     del payload["sign"]
     if payload["convert"] is None:  # present only when auto-convert is on

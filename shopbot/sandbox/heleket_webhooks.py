@@ -13,8 +13,8 @@ import anyio.abc
 import httpx
 import msgspec
 
-from shopbot.sandbox.pulse import Pulse
 from shopbot.payments.signing import php_json_encode, sign_body
+from shopbot.sandbox.pulse import Pulse
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,6 @@ class WebhookDelivery(msgspec.Struct, frozen=True, kw_only=True):
 
 class WebhookNotDelivered(AssertionError):
     """wait_for_webhook found no matching delivery in time."""
-
-
 
 
 class WebhookSender:
@@ -81,8 +79,9 @@ class WebhookSender:
                 url, payload = self._outbox.popleft()
                 group.start_soon(self._deliver, client, url, payload, name=f"heleket webhook {payload.get('uuid')}")
 
-    async def wait_for(self, predicate: Callable[[WebhookDelivery], bool], description: str,
-                       timeout: float) -> WebhookDelivery:
+    async def wait_for(
+        self, predicate: Callable[[WebhookDelivery], bool], description: str, timeout: float
+    ) -> WebhookDelivery:
         """The oldest matching delivery not handed out before."""
         with anyio.move_on_after(timeout):
             while True:
@@ -107,11 +106,23 @@ class WebhookSender:
                     return
                 if attempt < self.max_attempts:
                     await anyio.sleep(self.retry_seconds * 2 ** (attempt - 1))
-            logger.info("heleket emulator gave up on webhook %s %s after %d attempts", uuid,
-                        payload.get("status"), self.max_attempts)
+            logger.info(
+                "heleket emulator gave up on webhook %s %s after %d attempts",
+                uuid,
+                payload.get("status"),
+                self.max_attempts,
+            )
 
-    async def _attempt(self, client: httpx.AsyncClient, url: str, body: bytes, payload: dict[str, Any],
-                       attempt: int, *, duplicate: bool) -> bool:
+    async def _attempt(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        body: bytes,
+        payload: dict[str, Any],
+        attempt: int,
+        *,
+        duplicate: bool,
+    ) -> bool:
         status_code: int | None = None
         error: str | None = None
         if self.fail_count > 0 and not duplicate:
@@ -123,8 +134,16 @@ class WebhookSender:
                 status_code = response.status_code
             except (httpx.HTTPError, httpx.InvalidURL) as failure:  # a bad url_callback is a failed delivery
                 error = f"{type(failure).__name__}: {failure}"
-        delivery = WebhookDelivery(url=url, body=body, payload=payload, attempt=attempt, status_code=status_code,
-                                   error=error, duplicate=duplicate, time=time.monotonic())
+        delivery = WebhookDelivery(
+            url=url,
+            body=body,
+            payload=payload,
+            attempt=attempt,
+            status_code=status_code,
+            error=error,
+            duplicate=duplicate,
+            time=time.monotonic(),
+        )
         self.deliveries.append(delivery)
         self._changed.fire()
         return delivery.ok
@@ -132,5 +151,7 @@ class WebhookSender:
 
 def _describe(delivery: WebhookDelivery) -> str:
     outcome = delivery.status_code if delivery.status_code is not None else delivery.error
-    return (f"{delivery.payload.get('order_id')} {delivery.status} attempt {delivery.attempt}"
-            f"{' (duplicate)' if delivery.duplicate else ''} -> {outcome}")
+    return (
+        f"{delivery.payload.get('order_id')} {delivery.status} attempt {delivery.attempt}"
+        f"{' (duplicate)' if delivery.duplicate else ''} -> {outcome}"
+    )

@@ -21,7 +21,7 @@ import asyncpg
 import msgspec
 from anyio.abc import TaskStatus
 
-from shopbot.app import RunningShop, run_shop, watch_signals
+from shopbot.app.serve import RunningShop, run_shop, watch_signals
 from shopbot.config.schema import Config, WebConfig
 from shopbot.config.secret import Secret
 from shopbot.db.queries import queries
@@ -63,12 +63,20 @@ def make_emulators() -> Emulators:
     merchant, api_key = str(uuid.uuid4()), secrets.token_urlsafe(32)
     fragment = FragmentEmulator(any_user=True)
     fragment.add_unknown_user(UNKNOWN_USERNAME)
-    return Emulators(TelegramEmulator(token=token), HeleketEmulator(merchant_uuid=merchant, api_key=api_key),
-                     fragment, token, merchant, api_key, " ".join(throwaway_mnemonic()))
+    return Emulators(
+        TelegramEmulator(token=token),
+        HeleketEmulator(merchant_uuid=merchant, api_key=api_key),
+        fragment,
+        token,
+        merchant,
+        api_key,
+        " ".join(throwaway_mnemonic()),
+    )
 
 
-def sandbox_config(base: Config, emulators: Emulators, *, ports: dict[str, int], data_dir: Path, host: str,
-                   port: int) -> Config:
+def sandbox_config(
+    base: Config, emulators: Emulators, *, ports: dict[str, int], data_dir: Path, host: str, port: int
+) -> Config:
     """The operator's defaults with the sandbox's endpoints and throwaway credentials, through the
     ordinary config keys: the shop runs exactly as `shopbot serve` runs it."""
     local = {name: f"http://{LOOPBACK}:{value}" for name, value in ports.items()}
@@ -80,10 +88,22 @@ def sandbox_config(base: Config, emulators: Emulators, *, ports: dict[str, int],
         web=WebConfig(host=host, port=port, public_url=f"http://{LOOPBACK}:{port}"),
         # A free port, so the sandbox never clashes with a shop running on this host (the shop logs where).
         metrics=replace(base.metrics, port=0),
-        heleket=replace(base.heleket, base_url=local["heleket"], merchant_uuid=emulators.merchant,
-                        api_key=Secret(emulators.api_key), allowed_ips=(), poll_seconds=30.0),
-        fragment=replace(base.fragment, base_url=local["fragment"], seed_phrase=Secret(emulators.seed), kyc=False,
-                         max_ton_per_order=50.0, low_balance_ton=Decimal("1")),
+        heleket=replace(
+            base.heleket,
+            base_url=local["heleket"],
+            merchant_uuid=emulators.merchant,
+            api_key=Secret(emulators.api_key),
+            allowed_ips=(),
+            poll_seconds=30.0,
+        ),
+        fragment=replace(
+            base.fragment,
+            base_url=local["fragment"],
+            seed_phrase=Secret(emulators.seed),
+            kyc=False,
+            max_ton_per_order=50.0,
+            low_balance_ton=Decimal("1"),
+        ),
     )
 
 
@@ -97,13 +117,20 @@ def free_port(host: str) -> int:
 async def add_sample_promo_codes(pool: asyncpg.Pool) -> None:
     """The sample codes, once (a name already taken is left as it is, so a restarted sandbox keeps its uses)."""
     await queries.promo.create_code(pool, "SANDBOX", "credit", Decimal("1.00"), None, None, 1000, 1, None, None)
-    await queries.promo.create_code(pool, "SAVE10", "discount", None, Decimal("10"), Decimal("1.00"), 1000, 1,
-                                    None, None)
+    await queries.promo.create_code(
+        pool, "SAVE10", "discount", None, Decimal("10"), Decimal("1.00"), 1000, 1, None, None
+    )
 
 
-async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080, base: Config | None = None,
-                      lifecycle: Lifecycle | None = None,
-                      task_status: TaskStatus[SandboxUrls] = anyio.TASK_STATUS_IGNORED) -> int:
+async def run_sandbox(
+    *,
+    data_dir: Path,
+    host: str = LOOPBACK,
+    port: int = 8080,
+    base: Config | None = None,
+    lifecycle: Lifecycle | None = None,
+    task_status: TaskStatus[SandboxUrls] = anyio.TASK_STATUS_IGNORED,
+) -> int:
     """Run the emulators and the shop until stopped; return the exit code."""
     lifecycle = lifecycle or Lifecycle()
     emulators = make_emulators()
@@ -130,12 +157,23 @@ async def run_sandbox(*, data_dir: Path, host: str = LOOPBACK, port: int = 8080,
         running = await group.start(shop)
         await add_sample_promo_codes(running.pool)
         shop_url = f"http://{host}:{running.web_port}"
-        chat = ChatPage(telegram=emulators.telegram, heleket=emulators.heleket, fragment=emulators.fragment,
-                        shop=running, shop_url=shop_url)
-        page_port = await group.start(partial(serve_asgi, chat.app, host=page_host, port=page_port,
-                                              graceful_seconds=1.0), name="sandbox web chat")
-        task_status.started(SandboxUrls(page=f"http://{page_host}:{page_port}", shop=shop_url,
-                                        **{name: f"http://{LOOPBACK}:{value}" for name, value in ports.items()}))
+        chat = ChatPage(
+            telegram=emulators.telegram,
+            heleket=emulators.heleket,
+            fragment=emulators.fragment,
+            shop=running,
+            shop_url=shop_url,
+        )
+        page_port = await group.start(
+            partial(serve_asgi, chat.app, host=page_host, port=page_port, graceful_seconds=1.0), name="sandbox web chat"
+        )
+        task_status.started(
+            SandboxUrls(
+                page=f"http://{page_host}:{page_port}",
+                shop=shop_url,
+                **{name: f"http://{LOOPBACK}:{value}" for name, value in ports.items()},
+            )
+        )
         # The shop drains first (within its own grace period); the emulators go once it has returned.
         await shop_done.wait()
         group.cancel_scope.cancel()

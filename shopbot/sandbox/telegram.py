@@ -25,23 +25,53 @@ from starlette.routing import Route
 
 from shopbot.sandbox.pulse import Pulse
 from shopbot.sandbox.telegram_wire import (
-    AnswerCallbackQuery, ApiError, BotCommand, CallbackQuery, Chat, DeleteMessage, DeleteWebhook,
-    EditMessageReplyMarkup, EditMessageText, GetUpdates, InlineKeyboardMarkup, Message, MessageEntity, MyCommands,
-    NoParams, Params, SendMessage, SetWebhook, Update, User, WebhookInfo, command_entities, convert_params,
-    decode_nested, format_text, inline_markup, json_decode, json_encode,
-)
-from shopbot.sandbox.telegram_wire import (
-    MAX_PHOTO_BYTES, PhotoSize, SendPhoto, Upload, format_caption, image_size,
+    MAX_PHOTO_BYTES,
+    AnswerCallbackQuery,
+    ApiError,
+    BotCommand,
+    CallbackQuery,
+    Chat,
+    DeleteMessage,
+    DeleteWebhook,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    GetUpdates,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    MyCommands,
+    NoParams,
+    Params,
+    PhotoSize,
+    SendMessage,
+    SendPhoto,
+    SetWebhook,
+    Update,
+    Upload,
+    User,
+    WebhookInfo,
+    command_entities,
+    convert_params,
+    decode_nested,
+    format_caption,
+    format_text,
+    image_size,
+    inline_markup,
+    json_decode,
+    json_encode,
 )
 from shopbot.web.asgi import serve_asgi
 
 logger = logging.getLogger(__name__)
 
 # Telegram's own wording, so code that matches on descriptions behaves as in production.
-NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply markup are "
-                "exactly the same as a current content and reply markup of the message")
-WEBHOOK_CONFLICT = ("Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to "
-                    "delete the webhook first")
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+)
 POLL_CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 # Without allowed_updates Telegram sends every type except these.
@@ -103,8 +133,14 @@ class _Webhook:
 class TelegramEmulator:
     """The Bot API of one bot, plus the users who talk to it. Serve `app`; drive it with the test API."""
 
-    def __init__(self, *, token: str, bot_username: str = "shopbot_test_bot", bot_id: int | None = None,
-                 webhook_retry_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        *,
+        token: str,
+        bot_username: str = "shopbot_test_bot",
+        bot_id: int | None = None,
+        webhook_retry_seconds: float = 0.2,
+    ) -> None:
         self.token = token
         self.bot_id = int(token.partition(":")[0]) if bot_id is None else bot_id
         self.bot = User(id=self.bot_id, is_bot=True, first_name="Shopbot", username=bot_username)
@@ -128,8 +164,10 @@ class TelegramEmulator:
         self._closing = False
         self._changed = Pulse()  # any state change: new update, call, poller, webhook
         methods: list[tuple[str, type[Params], Callable[[Any], Awaitable[Any]]]] = [
-            ("getMe", NoParams, self._get_me), ("getUpdates", GetUpdates, self._get_updates),
-            ("sendMessage", SendMessage, self._send_message), ("sendPhoto", SendPhoto, self._send_photo),
+            ("getMe", NoParams, self._get_me),
+            ("getUpdates", GetUpdates, self._get_updates),
+            ("sendMessage", SendMessage, self._send_message),
+            ("sendPhoto", SendPhoto, self._send_photo),
             ("editMessageText", EditMessageText, self._edit_text),
             ("editMessageReplyMarkup", EditMessageReplyMarkup, self._edit_markup),
             ("deleteMessage", DeleteMessage, self._delete_message),
@@ -137,21 +175,36 @@ class TelegramEmulator:
             ("setMyCommands", MyCommands, self._set_my_commands),
             ("getMyCommands", MyCommands, self._get_my_commands),
             ("deleteMyCommands", MyCommands, self._delete_my_commands),
-            ("setWebhook", SetWebhook, self._set_webhook), ("deleteWebhook", DeleteWebhook, self._delete_webhook),
+            ("setWebhook", SetWebhook, self._set_webhook),
+            ("deleteWebhook", DeleteWebhook, self._delete_webhook),
             ("getWebhookInfo", NoParams, self._get_webhook_info),
         ]
         # Telegram matches method names case-insensitively.
         self._methods = {name.lower(): (name, params, handler) for name, params, handler in methods}
-        self.app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])],
-                             lifespan=self._lifespan)
+        self.app = Starlette(
+            routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])], lifespan=self._lifespan
+        )
 
     # --- the test-facing API -------------------------------------------------------------------------------
 
-    def add_user(self, user_id: int, *, first_name: str = "Test", username: str | None = None,
-                 language_code: str = "en", is_premium: bool = False) -> User:
+    def add_user(
+        self,
+        user_id: int,
+        *,
+        first_name: str = "Test",
+        username: str | None = None,
+        language_code: str = "en",
+        is_premium: bool = False,
+    ) -> User:
         """A Telegram user with a private chat with the bot (the chat id is the user id)."""
-        user = User(id=user_id, is_bot=False, first_name=first_name, username=username,
-                    language_code=language_code, is_premium=is_premium)
+        user = User(
+            id=user_id,
+            is_bot=False,
+            first_name=first_name,
+            username=username,
+            language_code=language_code,
+            is_premium=is_premium,
+        )
         self.users[user_id] = user
         chat = Chat(id=user_id, type="private", first_name=first_name, username=username)
         if user_id in self._chats:  # re-adding renames the user but keeps the conversation
@@ -167,8 +220,14 @@ class TelegramEmulator:
             self.add_user(user_id)
         state = self._chats[user_id]
         found = sorted([*command_entities(text), *(entities or [])], key=lambda e: (e.offset, -e.length))
-        message = Message(message_id=state.next_message_id(), date=int(time.time()), chat=state.chat,
-                          from_=self.users[user_id], text=text, entities=found or None)
+        message = Message(
+            message_id=state.next_message_id(),
+            date=int(time.time()),
+            chat=state.chat,
+            from_=self.users[user_id],
+            text=text,
+            entities=found or None,
+        )
         state.messages[message.message_id] = message
         return self._inject(Update(update_id=next(self._update_ids), message=message))
 
@@ -178,8 +237,10 @@ class TelegramEmulator:
         buttons = message.reply_markup.buttons() if message is not None and message.reply_markup else []
         if not any(button.callback_data == callback_data for button in buttons):
             offered = [button.callback_data for button in buttons if button.callback_data is not None]
-            raise LookupError(f"message {message_id} in chat {user_id} has no button with callback_data "
-                              f"{callback_data!r}; its callback buttons: {offered}")
+            raise LookupError(
+                f"message {message_id} in chat {user_id} has no button with callback_data "
+                f"{callback_data!r}; its callback buttons: {offered}"
+            )
         assert message is not None
         return self._press(user_id, message, callback_data)
 
@@ -198,8 +259,13 @@ class TelegramEmulator:
         return query_id
 
     def _press(self, user_id: int, message: Message, callback_data: str) -> Update:
-        query = CallbackQuery(id=self.open_query(), from_=self.users[user_id],
-                              chat_instance=str(self.bot_id * 7919 + user_id), message=message, data=callback_data)
+        query = CallbackQuery(
+            id=self.open_query(),
+            from_=self.users[user_id],
+            chat_instance=str(self.bot_id * 7919 + user_id),
+            message=message,
+            data=callback_data,
+        )
         return self._inject(Update(update_id=next(self._update_ids), callback_query=query))
 
     @property
@@ -221,8 +287,9 @@ class TelegramEmulator:
         assert message.photo, f"message {message.message_id} shows no photo"
         return self.files[message.photo[-1].file_id]
 
-    def fail_next(self, method: str, *, error_code: int, description: str | None = None,
-                  retry_after: int | None = None) -> None:
+    def fail_next(
+        self, method: str, *, error_code: int, description: str | None = None, retry_after: int | None = None
+    ) -> None:
         """Answer the next call of method with this error (queued: call twice to fail two calls)."""
         self._faults[method.lower()].append(ApiError(error_code, description, retry_after=retry_after))
 
@@ -230,20 +297,26 @@ class TelegramEmulator:
         """Answer the next call of method only after `seconds` (queued like fail_next): a slow Telegram."""
         self._delays[method.lower()].append(seconds)
 
-    async def wait_for_call(self, method: str, *, predicate: Callable[[RecordedCall], bool] | None = None,
-                            timeout: float = 5.0) -> RecordedCall:
+    async def wait_for_call(
+        self, method: str, *, predicate: Callable[[RecordedCall], bool] | None = None, timeout: float = 5.0
+    ) -> RecordedCall:
         """The oldest call of method (matching predicate) not yet returned by an earlier wait_for_call."""
         with anyio.move_on_after(timeout):
             while True:
                 for index, call in enumerate(self.calls):
-                    if (index not in self._handed_out and call.method.lower() == method.lower()
-                            and (predicate is None or predicate(call))):
+                    if (
+                        index not in self._handed_out
+                        and call.method.lower() == method.lower()
+                        and (predicate is None or predicate(call))
+                    ):
                         self._handed_out.add(index)
                         return call
                 await self._changed.wait()
         recent = "\n".join(f"  {_describe(call)}" for call in self.calls[-10:]) or "  (none)"
-        raise CallNotMade(f"no new {method} call{' matching the predicate' if predicate else ''} within "
-                          f"{timeout} s; the last calls were:\n{recent}")
+        raise CallNotMade(
+            f"no new {method} call{' matching the predicate' if predicate else ''} within "
+            f"{timeout} s; the last calls were:\n{recent}"
+        )
 
     def end_long_polls(self) -> None:
         """Answer parked getUpdates calls now with [] (and any later ones at once), ahead of a shutdown."""
@@ -289,8 +362,7 @@ class TelegramEmulator:
             status, body = 200, {"ok": True, "result": msgspec.to_builtins(await handler(typed))}
         except ApiError as error:
             status, body = error.error_code, error.body()
-        self.calls.append(RecordedCall(method=name, params=params, response=body, status=status,
-                                       time=time.monotonic()))
+        self.calls.append(RecordedCall(method=name, params=params, response=body, status=status, time=time.monotonic()))
         self._changed.fire()
         return status, body
 
@@ -363,16 +435,28 @@ class TelegramEmulator:
     # --- methods -------------------------------------------------------------------------------------------
 
     async def _get_me(self, params: NoParams) -> User:
-        return msgspec.structs.replace(self.bot, can_join_groups=True, can_read_all_group_messages=False,
-                                       supports_inline_queries=False, can_connect_to_business=False,
-                                       has_main_web_app=False)
+        return msgspec.structs.replace(
+            self.bot,
+            can_join_groups=True,
+            can_read_all_group_messages=False,
+            supports_inline_queries=False,
+            can_connect_to_business=False,
+            has_main_web_app=False,
+        )
 
     async def _send_message(self, params: SendMessage) -> Message:
         state = self._chat(params.chat_id, sending=True)
         text, entities = format_text(params.text, params.parse_mode, params.entities)
         markup = inline_markup(params.reply_markup)
-        message = Message(message_id=state.next_message_id(), date=int(time.time()), chat=state.chat,
-                          from_=self.bot, text=text, entities=entities, reply_markup=markup)
+        message = Message(
+            message_id=state.next_message_id(),
+            date=int(time.time()),
+            chat=state.chat,
+            from_=self.bot,
+            text=text,
+            entities=entities,
+            reply_markup=markup,
+        )
         state.messages[message.message_id] = message
         return message
 
@@ -386,11 +470,21 @@ class TelegramEmulator:
         unique = hashlib.sha256(data).hexdigest()[:16]
         file_id = f"AgACAgIAAxkDAAI{unique}"
         self.files[file_id] = data
-        photo = [PhotoSize(file_id=file_id, file_unique_id=f"AQAD{unique[:8]}", width=size[0], height=size[1],
-                           file_size=len(data))]
-        message = Message(message_id=state.next_message_id(), date=int(time.time()), chat=state.chat,
-                          from_=self.bot, photo=photo, caption=caption, caption_entities=entities,
-                          reply_markup=inline_markup(params.reply_markup))
+        photo = [
+            PhotoSize(
+                file_id=file_id, file_unique_id=f"AQAD{unique[:8]}", width=size[0], height=size[1], file_size=len(data)
+            )
+        ]
+        message = Message(
+            message_id=state.next_message_id(),
+            date=int(time.time()),
+            chat=state.chat,
+            from_=self.bot,
+            photo=photo,
+            caption=caption,
+            caption_entities=entities,
+            reply_markup=inline_markup(params.reply_markup),
+        )
         state.messages[message.message_id] = message
         return message
 
@@ -471,10 +565,16 @@ class TelegramEmulator:
         hook = self._webhook
         if hook is None:
             return WebhookInfo(url="", has_custom_certificate=False, pending_update_count=len(self._pending))
-        return WebhookInfo(url=hook.url, has_custom_certificate=False, pending_update_count=len(self._pending),
-                           ip_address=hook.ip_address, last_error_date=hook.last_error_date,
-                           last_error_message=hook.last_error_message, max_connections=hook.max_connections,
-                           allowed_updates=sorted(self._allowed_updates) if self._allowed_updates else None)
+        return WebhookInfo(
+            url=hook.url,
+            has_custom_certificate=False,
+            pending_update_count=len(self._pending),
+            ip_address=hook.ip_address,
+            last_error_date=hook.last_error_date,
+            last_error_message=hook.last_error_message,
+            max_connections=hook.max_connections,
+            allowed_updates=sorted(self._allowed_updates) if self._allowed_updates else None,
+        )
 
     # --- helpers -------------------------------------------------------------------------------------------
 
@@ -486,8 +586,9 @@ class TelegramEmulator:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
         return state
 
-    def _bot_message(self, chat_id: int | str | None, message_id: int | None,
-                     inline_message_id: str | None, *, sending: bool = False) -> tuple[_ChatState, Message]:
+    def _bot_message(
+        self, chat_id: int | str | None, message_id: int | None, inline_message_id: str | None, *, sending: bool = False
+    ) -> tuple[_ChatState, Message]:
         if inline_message_id is not None:  # inline mode is not emulated
             raise ApiError(400, "Bad Request: message to edit not found")
         state = self._chat(chat_id, sending=sending)
@@ -498,18 +599,30 @@ class TelegramEmulator:
             raise ApiError(400, "Bad Request: message can't be edited")
         return state, message
 
-    def _replace(self, state: _ChatState, old: Message, text: str | None, entities: list[MessageEntity] | None,
-                 markup: InlineKeyboardMarkup | None) -> Message:
+    def _replace(
+        self,
+        state: _ChatState,
+        old: Message,
+        text: str | None,
+        entities: list[MessageEntity] | None,
+        markup: InlineKeyboardMarkup | None,
+    ) -> Message:
         if (old.text, old.entities, old.reply_markup) == (text, entities, markup):
             raise ApiError(400, NOT_MODIFIED)
-        new = msgspec.structs.replace(old, text=text, entities=entities, reply_markup=markup,
-                                      edit_date=int(time.time()))
+        new = msgspec.structs.replace(
+            old, text=text, entities=entities, reply_markup=markup, edit_date=int(time.time())
+        )
         state.messages[old.message_id] = new
         return new
 
 
-async def serve_telegram_emulator(emulator: TelegramEmulator, *, host: str = "127.0.0.1", port: int = 0,
-                                  task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve_telegram_emulator(
+    emulator: TelegramEmulator,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve the emulator over HTTP until the enclosing scope is cancelled; started() gets the port."""
 
     async def until_cancelled() -> None:
@@ -519,8 +632,14 @@ async def serve_telegram_emulator(emulator: TelegramEmulator, *, host: str = "12
             # A parked getUpdates would otherwise hold hypercorn's drain for its whole timeout.
             emulator.end_long_polls()
 
-    await serve_asgi(emulator.app, host=host, port=port, shutdown_trigger=until_cancelled, graceful_seconds=1.0,
-                     task_status=task_status)
+    await serve_asgi(
+        emulator.app,
+        host=host,
+        port=port,
+        shutdown_trigger=until_cancelled,
+        graceful_seconds=1.0,
+        task_status=task_status,
+    )
 
 
 async def _read_params(request: Request) -> dict[str, Any]:

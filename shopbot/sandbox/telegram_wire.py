@@ -14,11 +14,28 @@ json_decode = msgspec.json.Decoder().decode
 
 # Parameters whose values arrive JSON-encoded inside form fields (aiogram dumps every nested value).
 JSON_PARAMS = frozenset(
-    {"reply_markup", "entities", "caption_entities", "allowed_updates", "commands", "scope",
-     "link_preview_options", "reply_parameters", "media", "prices", "results"}
+    {
+        "reply_markup",
+        "entities",
+        "caption_entities",
+        "allowed_updates",
+        "commands",
+        "scope",
+        "link_preview_options",
+        "reply_parameters",
+        "media",
+        "prices",
+        "results",
+    }
 )
-DEFAULT_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden: bot was blocked by the user",
-                        404: "Not Found", 409: "Conflict", 500: "Internal Server Error"}
+DEFAULT_DESCRIPTIONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden: bot was blocked by the user",
+    404: "Not Found",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
 
 
 class ApiError(Exception):
@@ -26,8 +43,11 @@ class ApiError(Exception):
 
     def __init__(self, error_code: int, description: str | None = None, *, retry_after: int | None = None) -> None:
         if description is None:
-            description = f"Too Many Requests: retry after {retry_after}" if error_code == 429 else (
-                DEFAULT_DESCRIPTIONS.get(error_code, "Error"))
+            description = (
+                f"Too Many Requests: retry after {retry_after}"
+                if error_code == 429
+                else (DEFAULT_DESCRIPTIONS.get(error_code, "Error"))
+            )
         super().__init__(description)
         self.error_code, self.description, self.retry_after = error_code, description, retry_after
 
@@ -265,8 +285,9 @@ def convert_params(params: dict[str, Any], params_type: type[ParamsT]) -> tuple[
         params["chat_id"] = int(chat_id)  # an `int | str` union keeps form text as str; "@channel" stays text
     typed = msgspec.convert(params, params_type, strict=False)
     fields = set(params_type.__struct_fields__)
-    recorded = {key: msgspec.to_builtins(getattr(typed, key)) if key in fields else value
-                for key, value in params.items()}
+    recorded = {
+        key: msgspec.to_builtins(getattr(typed, key)) if key in fields else value for key, value in params.items()
+    }
     return typed, recorded
 
 
@@ -280,8 +301,10 @@ _COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![^\
 
 def command_entities(text: str) -> list[MessageEntity]:
     """bot_command entities for every /command, as Telegram adds them to incoming text."""
-    return [MessageEntity(type="bot_command", offset=utf16_length(text[: m.start()]),
-                          length=utf16_length(m.group())) for m in _COMMAND.finditer(text)]
+    return [
+        MessageEntity(type="bot_command", offset=utf16_length(text[: m.start()]), length=utf16_length(m.group()))
+        for m in _COMMAND.finditer(text)
+    ]
 
 
 def format_text(
@@ -333,9 +356,11 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     if data.startswith(b"\xff\xd8"):
         index = 2
         while index + 9 <= len(data) and data[index] == 0xFF:
-            marker, length = data[index + 1], int.from_bytes(data[index + 2:index + 4], "big")
+            marker, length = data[index + 1], int.from_bytes(data[index + 2 : index + 4], "big")
             if marker in (0xC0, 0xC1, 0xC2):
-                return int.from_bytes(data[index + 7:index + 9], "big"), int.from_bytes(data[index + 5:index + 7], "big")
+                return int.from_bytes(data[index + 7 : index + 9], "big"), int.from_bytes(
+                    data[index + 5 : index + 7], "big"
+                )
             index += 2 + length
     return None
 
@@ -349,11 +374,16 @@ def inline_markup(markup: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
     except msgspec.ValidationError:
         raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object") from None
     for button in keyboard.buttons():
-        actions = [name for name in button.__struct_fields__ if name not in ("text", "pay")
-                   and getattr(button, name) is not None] + (["pay"] if button.pay else [])
+        actions = [
+            name
+            for name in button.__struct_fields__
+            if name not in ("text", "pay") and getattr(button, name) is not None
+        ] + (["pay"] if button.pay else [])
         if not actions:
-            raise ApiError(400, "Bad Request: can't parse inline keyboard button: Text buttons are unallowed "
-                                "in the inline keyboard")
+            raise ApiError(
+                400,
+                "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
+            )
         if button.callback_data is not None and not 1 <= len(button.callback_data.encode()) <= 64:
             raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
     return keyboard if keyboard.buttons() else None
@@ -364,9 +394,21 @@ class EntityParseError(ValueError):
 
 
 _TAG_TYPES = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
-    "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough", "tg-spoiler": "spoiler",
-    "span": "spoiler", "a": "text_link", "code": "code", "pre": "pre", "blockquote": "blockquote",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
     "tg-emoji": "custom_emoji",
 }
 _CHARACTER_REFERENCE = re.compile(r"&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|(lt|gt|amp|quot));")
@@ -447,9 +489,7 @@ def _open_tag(markup: str, index: int, stack: list[_OpenTag], position: int) -> 
     return cursor + 1
 
 
-def _close_tag(
-    markup: str, index: int, stack: list[_OpenTag], position: int, entities: list[MessageEntity]
-) -> int:
+def _close_tag(markup: str, index: int, stack: list[_OpenTag], position: int, entities: list[MessageEntity]) -> int:
     offset = _byte_offset(markup, index)
     match = _END_TAG.match(markup, index)
     if match is None:

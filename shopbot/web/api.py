@@ -91,6 +91,7 @@ def _answering(handler: Handler) -> Handler:
             return _refusal(refused)
         except BadQuery as bad:
             return _json({"error": f"invalid {bad.field}: {bad.detail}", "field": bad.field}, 422)
+
     return answer
 
 
@@ -168,8 +169,14 @@ def api_routes(config: Config, pool: asyncpg.Pool, ledger: Ledger) -> list[Route
         if not await queries.api.user_exists(pool, user_id):
             return _json({"error": f"no user {user_id}"}, 404)
         balance = await ledger.balance(user_id)
-        return _json(BalanceOut(user_id=user_id, currency=ledger.currency,
-                                available=_amount(balance.available), held=_amount(balance.held)))
+        return _json(
+            BalanceOut(
+                user_id=user_id,
+                currency=ledger.currency,
+                available=_amount(balance.available),
+                held=_amount(balance.held),
+            )
+        )
 
     @_answering
     async def on_get_transactions(request: Request) -> Response:
@@ -191,10 +198,18 @@ def api_routes(config: Config, pool: asyncpg.Pool, ledger: Ledger) -> list[Route
         shown = rows[:limit]
         page = TransactionPage(
             transactions=[
-                TransactionOut(id=row["id"], type=row["type"], reference=row["reference"], user_id=row["user_id"],
-                               currency=row["currency"], amount=_amount(row["amount"]),
-                               available=_amount(row["available"]), held=_amount(row["held"]),
-                               status=row["status"], created_at=row["created_at"])
+                TransactionOut(
+                    id=row["id"],
+                    type=row["type"],
+                    reference=row["reference"],
+                    user_id=row["user_id"],
+                    currency=row["currency"],
+                    amount=_amount(row["amount"]),
+                    available=_amount(row["available"]),
+                    held=_amount(row["held"]),
+                    status=row["status"],
+                    created_at=row["created_at"],
+                )
                 for row in shown
             ],
             next_cursor=_encode_cursor(shown[-1]["id"]) if len(rows) > limit else None,
@@ -216,85 +231,148 @@ def api_routes(config: Config, pool: asyncpg.Pool, ledger: Ledger) -> list[Route
 def openapi_document() -> dict[str, object]:
     """The OpenAPI 3.1 description of the routes above, written by hand."""
     amount = {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": "decimal, never a float"}
-    error = {"type": "object", "required": ["error"],
-             "properties": {"error": {"type": "string"}, "field": {"type": "string"}}}
+    error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+    }
 
     def answer(description: str, schema: object) -> dict[str, object]:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
 
     def refusals(*extra: str) -> dict[str, object]:
-        said = {"401": "no API (no secret configured), or a missing, expired, unsigned or malformed token",
-                "403": "the token lacks the scope, or is scoped to another user",
-                "422": "a bad query value; `field` names it", "404": "no such user"}
+        said = {
+            "401": "no API (no secret configured), or a missing, expired, unsigned or malformed token",
+            "403": "the token lacks the scope, or is scoped to another user",
+            "422": "a bad query value; `field` names it",
+            "404": "no such user",
+        }
         codes = ["401", "403", "422", *extra]
         return {code: answer(said[code], {"$ref": "#/components/schemas/Error"}) for code in codes}
 
     user_id = {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "shopbot API", "version": "1",
-                 "description": "Read-only access to balances and ledger movements."},
+        "info": {
+            "title": "shopbot API",
+            "version": "1",
+            "description": "Read-only access to balances and ledger movements.",
+        },
         "security": [{"bearer": []}],
         "paths": {
-            "/api/v1/users/{user_id}/balance": {"get": {
-                "operationId": "getBalance",
-                "summary": "A user's balance: spendable and held for orders in progress.",
-                "description": "Needs the balance:read scope; a user-scoped token reads only its own user.",
-                "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": user_id}],
-                "responses": {"200": answer("the balance", {"$ref": "#/components/schemas/Balance"}),
-                              **refusals("404")},
-            }},
-            "/api/v1/transactions": {"get": {
-                "operationId": "listTransactions",
-                "summary": "Ledger movements touching users' accounts, newest first.",
-                "description": ("Needs the transactions:read scope. A user-scoped token reads only its own "
-                                "user (the default user_id); a token without a user may omit user_id to "
-                                "list every user's movements. Pass next_cursor back as cursor for the next page."),
-                "parameters": [
-                    {"name": "user_id", "in": "query", "required": False, "schema": user_id},
-                    {"name": "type", "in": "query", "required": False, "schema": {"enum": list(TYPES)}},
-                    {"name": "status", "in": "query", "required": False, "schema": {"enum": list(STATUSES)},
-                     "description": "pending: money still reserved for an order in progress"},
-                    {"name": "limit", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-                    {"name": "cursor", "in": "query", "required": False,
-                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
-                     "description": "opaque; the next_cursor of the previous page"},
-                ],
-                "responses": {"200": answer("one page", {"$ref": "#/components/schemas/TransactionPage"}),
-                              **refusals()},
-            }},
+            "/api/v1/users/{user_id}/balance": {
+                "get": {
+                    "operationId": "getBalance",
+                    "summary": "A user's balance: spendable and held for orders in progress.",
+                    "description": "Needs the balance:read scope; a user-scoped token reads only its own user.",
+                    "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": user_id}],
+                    "responses": {
+                        "200": answer("the balance", {"$ref": "#/components/schemas/Balance"}),
+                        **refusals("404"),
+                    },
+                }
+            },
+            "/api/v1/transactions": {
+                "get": {
+                    "operationId": "listTransactions",
+                    "summary": "Ledger movements touching users' accounts, newest first.",
+                    "description": (
+                        "Needs the transactions:read scope. A user-scoped token reads only its own "
+                        "user (the default user_id); a token without a user may omit user_id to "
+                        "list every user's movements. Pass next_cursor back as cursor for the next page."
+                    ),
+                    "parameters": [
+                        {"name": "user_id", "in": "query", "required": False, "schema": user_id},
+                        {"name": "type", "in": "query", "required": False, "schema": {"enum": list(TYPES)}},
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"enum": list(STATUSES)},
+                            "description": "pending: money still reserved for an order in progress",
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
+                            "description": "opaque; the next_cursor of the previous page",
+                        },
+                    ],
+                    "responses": {
+                        "200": answer("one page", {"$ref": "#/components/schemas/TransactionPage"}),
+                        **refusals(),
+                    },
+                }
+            },
         },
         "components": {
-            "securitySchemes": {"bearer": {
-                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": ("HS256, exp required; scopes in a space-separated `scope` claim "
-                                "(balance:read, transactions:read); `sub` (a user id) makes it user-scoped."),
-            }},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": (
+                        "HS256, exp required; scopes in a space-separated `scope` claim "
+                        "(balance:read, transactions:read); `sub` (a user id) makes it user-scoped."
+                    ),
+                }
+            },
             "schemas": {
                 "Error": error,
-                "Balance": {"type": "object", "required": ["user_id", "currency", "available", "held"],
-                            "properties": {"user_id": user_id, "currency": {"type": "string"},
-                                           "available": amount, "held": amount}},
+                "Balance": {
+                    "type": "object",
+                    "required": ["user_id", "currency", "available", "held"],
+                    "properties": {
+                        "user_id": user_id,
+                        "currency": {"type": "string"},
+                        "available": amount,
+                        "held": amount,
+                    },
+                },
                 "Transaction": {
                     "type": "object",
-                    "required": ["id", "type", "reference", "user_id", "currency", "amount", "available", "held",
-                                 "status", "created_at"],
+                    "required": [
+                        "id",
+                        "type",
+                        "reference",
+                        "user_id",
+                        "currency",
+                        "amount",
+                        "available",
+                        "held",
+                        "status",
+                        "created_at",
+                    ],
                     "properties": {
-                        "id": {"type": "integer"}, "type": {"enum": list(TYPES)}, "reference": {"type": "string"},
-                        "user_id": user_id, "currency": {"type": "string"},
+                        "id": {"type": "integer"},
+                        "type": {"enum": list(TYPES)},
+                        "reference": {"type": "string"},
+                        "user_id": user_id,
+                        "currency": {"type": "string"},
                         "amount": {**amount, "description": "signed change of the user's money (available + held)"},
                         "available": {**amount, "description": "signed change of the spendable balance"},
                         "held": {**amount, "description": "signed change of the held balance"},
-                        "status": {"enum": list(STATUSES),
-                                   "description": "pending: money still reserved for an order in progress"},
+                        "status": {
+                            "enum": list(STATUSES),
+                            "description": "pending: money still reserved for an order in progress",
+                        },
                         "created_at": {"type": "string", "format": "date-time"},
                     },
                 },
                 "TransactionPage": {
-                    "type": "object", "required": ["transactions", "next_cursor"],
-                    "properties": {"transactions": {"type": "array", "items": {"$ref": "#/components/schemas/Transaction"}},
-                                   "next_cursor": {"type": ["string", "null"]}},
+                    "type": "object",
+                    "required": ["transactions", "next_cursor"],
+                    "properties": {
+                        "transactions": {"type": "array", "items": {"$ref": "#/components/schemas/Transaction"}},
+                        "next_cursor": {"type": ["string", "null"]},
+                    },
                 },
             },
         },

@@ -19,8 +19,12 @@ from shopbot.web.health import HealthChecks, detailed_endpoint, liveness
 log = logging.getLogger(__name__)
 
 
-def build_web_app(health: HealthChecks, metrics: Metrics, extra_routes: list[Route] | None = None,
-                  middleware: list[Middleware] | None = None) -> Starlette:
+def build_web_app(
+    health: HealthChecks,
+    metrics: Metrics,
+    extra_routes: list[Route] | None = None,
+    middleware: list[Middleware] | None = None,
+) -> Starlette:
     """The shop's public web app; later areas add their routes (webhooks, API) through extra_routes.
 
     It has no /metrics: a scraper on the public port gets 404, and the figures stay on the metrics listener."""
@@ -46,8 +50,11 @@ def build_web_app(health: HealthChecks, metrics: Metrics, extra_routes: list[Rou
     return Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={HTTPException: on_http_error, DatabaseBusyError: on_database_busy,
-                            Exception: on_unexpected_error},
+        exception_handlers={
+            HTTPException: on_http_error,
+            DatabaseBusyError: on_database_busy,
+            Exception: on_unexpected_error,
+        },
     )
 
 
@@ -62,5 +69,6 @@ def build_metrics_app(metrics: Metrics) -> Starlette:
         assert isinstance(exc, HTTPException)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
-    return Starlette(routes=[Route("/metrics", render_metrics, methods=["GET"])],
-                     exception_handlers={HTTPException: on_http_error})
+    return Starlette(
+        routes=[Route("/metrics", render_metrics, methods=["GET"])], exception_handlers={HTTPException: on_http_error}
+    )

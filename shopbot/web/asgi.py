@@ -13,8 +13,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config, Sockets
 from hypercorn.typing import ASGIFramework
 
+from shopbot.config.tls import check_tls
 from shopbot.errors import PortInUseError
-from shopbot.web.tls import check_tls
 
 logger = logging.getLogger(__name__)
 

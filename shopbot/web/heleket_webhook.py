@@ -24,17 +24,25 @@ from shopbot.payments.heleket_wire import decode_webhook
 from shopbot.payments.lookup import PaymentLookup
 from shopbot.payments.settle import Outcome, Settlement
 from shopbot.payments.signing import WebhookRejected, verify_webhook
-from shopbot.web.body import BodyTooLarge, read_limited
+from shopbot.request_body import BodyTooLarge, read_limited
 from shopbot.web.client_ip import client_ip, is_allowed, parse_networks
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
-_STATUS = {Outcome.CREDITED: 200, Outcome.RECORDED: 200, Outcome.DUPLICATE: 200, Outcome.UNCONFIRMED: 200,
-           Outcome.UNKNOWN_INVOICE: 404, Outcome.MISMATCH: 422, Outcome.UNAVAILABLE: 503}
+_STATUS = {
+    Outcome.CREDITED: 200,
+    Outcome.RECORDED: 200,
+    Outcome.DUPLICATE: 200,
+    Outcome.UNCONFIRMED: 200,
+    Outcome.UNKNOWN_INVOICE: 404,
+    Outcome.MISMATCH: 422,
+    Outcome.UNAVAILABLE: 503,
+}
 
 
-def heleket_webhook_route(config: Config, settlement: Settlement, metrics: Metrics,
-                          lookup: PaymentLookup | None) -> Route:
+def heleket_webhook_route(
+    config: Config, settlement: Settlement, metrics: Metrics, lookup: PaymentLookup | None
+) -> Route:
     """The route, bound to the shop's settlement, its Heleket key, and the lookup that asks Heleket."""
     allowed = parse_networks(config.heleket.allowed_ips)
     proxies = parse_networks(config.web.trusted_proxies)

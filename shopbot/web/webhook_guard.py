@@ -23,8 +23,16 @@ ENDPOINTS = ("/webhook/heleket", "/webhook/telegram")  # metric labels stay boun
 class WebhookGuard:
     """Pure ASGI middleware; everything that is not a webhook passes untouched."""
 
-    def __init__(self, app: ASGIApp, *, limiter: RateLimiter, per_minute: int, burst: int,
-                 trusted_proxies: tuple[Network, ...], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        per_minute: int,
+        burst: int,
+        trusted_proxies: tuple[Network, ...],
+        metrics: Metrics,
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.limit = Limit("webhook", per_minute, burst)
@@ -43,9 +51,17 @@ class WebhookGuard:
             self.metrics.rate_limit_hits.labels("webhook").inc()
             self.metrics.webhook_requests.labels(endpoint, "429").inc()
             body = msgspec.json.encode({"error": "too_many_requests", "retry_after": verdict.retry_seconds})
-            await send({"type": "http.response.start", "status": 429, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(verdict.retry_seconds).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", str(verdict.retry_seconds).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
 

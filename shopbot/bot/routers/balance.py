@@ -8,11 +8,11 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import button
-from shopbot.bot.notices import format_money
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.ledger import Ledger
 from shopbot.locales import Translator
+from shopbot.money import format_money
 
 
 async def balance_text(t: Translator, ledger: Ledger, config: Config, user_id: int) -> str:
@@ -27,11 +27,15 @@ async def balance_text(t: Translator, ledger: Ledger, config: Config, user_id: i
 
 
 def balance_keyboard(t: Translator) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[
-        [button(t, "menu-topup", Menu(action="topup").pack()),
-         button(t, "menu-history", Menu(action="history").pack())],
-        [button(t, "menu-home", Menu(action="home").pack())],
-    ])
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                button(t, "menu-topup", Menu(action="topup").pack()),
+                button(t, "menu-history", Menu(action="history").pack()),
+            ],
+            [button(t, "menu-home", Menu(action="home").pack())],
+        ]
+    )
 
 
 async def on_balance_command(message: Message, t: Translator, ledger: Ledger, config: Config) -> None:

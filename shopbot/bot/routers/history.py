@@ -17,10 +17,10 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import button
-from shopbot.bot.notices import format_money
 from shopbot.bot.screens import show
 from shopbot.db.queries import queries
 from shopbot.locales import Markup, Translator
+from shopbot.money import format_money
 
 PAGE_SIZE = 10
 LAST_PAGE_ASKED = 1_000_000  # a forged page number larger than this is the last page anyway
@@ -43,13 +43,19 @@ def entry_text(t: Translator, row: asyncpg.Record) -> str:
             what = t("order-what-premium", months=row["quantity"], recipient=row["recipient"])
         key = ORDER_STATE_TEXT.get(row["state"], "history-order-pending")
         return t(key, id=row["id"], what=Markup(what), price=format_money(row["amount"], row["currency"]))
-    key = {"recharge": "history-topup", "bonus": "history-bonus", "referral_bonus": "history-referral-bonus",
-           "refund": "history-refund", "purchase": "history-purchase"}.get(row["kind"], "history-adjustment")
+    key = {
+        "recharge": "history-topup",
+        "bonus": "history-bonus",
+        "referral_bonus": "history-referral-bonus",
+        "refund": "history-refund",
+        "purchase": "history-purchase",
+    }.get(row["kind"], "history-adjustment")
     return t(key, amount=signed_money(row["amount"], row["currency"]))
 
 
-async def history_screen(t: Translator, pool: asyncpg.Pool, user_id: int,
-                         page: int) -> tuple[str, InlineKeyboardMarkup]:
+async def history_screen(
+    t: Translator, pool: asyncpg.Pool, user_id: int, page: int
+) -> tuple[str, InlineKeyboardMarkup]:
     rows = await queries.history.history_page(pool, user_id, max(0, min(page, LAST_PAGE_ASKED)), PAGE_SIZE)
     shown, total = rows[0]["page"], rows[0]["total"]
     pages = max(1, -(-total // PAGE_SIZE))
@@ -57,8 +63,9 @@ async def history_screen(t: Translator, pool: asyncpg.Pool, user_id: int,
     if total == 0:
         text = f"{title}\n\n{t('history-empty')}"
     else:
-        lines = [f"<code>{row['created_at'].astimezone(UTC):%Y-%m-%d %H:%M}</code>  {entry_text(t, row)}"
-                 for row in rows]
+        lines = [
+            f"<code>{row['created_at'].astimezone(UTC):%Y-%m-%d %H:%M}</code>  {entry_text(t, row)}" for row in rows
+        ]
         text = "\n".join((title, "", *lines, "", t("history-times")))
     paging = []
     if shown > 0:
@@ -79,8 +86,7 @@ async def on_history_button(query: CallbackQuery, t: Translator, pool: asyncpg.P
     await show(query, *await history_screen(t, pool, query.from_user.id, 0))
 
 
-async def on_history_page(query: CallbackQuery, callback_data: HistoryPage, t: Translator,
-                          pool: asyncpg.Pool) -> None:
+async def on_history_page(query: CallbackQuery, callback_data: HistoryPage, t: Translator, pool: asyncpg.Pool) -> None:
     await show(query, *await history_screen(t, pool, query.from_user.id, callback_data.page))
 
 

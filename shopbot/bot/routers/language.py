@@ -25,8 +25,13 @@ class LanguageChoice(CallbackData, prefix="acc_lang"):
 
 
 def choice_keyboard(t: Translator, current: str) -> InlineKeyboardMarkup:
-    choices = [InlineKeyboardButton(text=("✓ " if code == current else "") + LANGUAGE_NAMES[code],
-                                    callback_data=LanguageChoice(language=code).pack()) for code in LANGUAGES]
+    choices = [
+        InlineKeyboardButton(
+            text=("✓ " if code == current else "") + LANGUAGE_NAMES[code],
+            callback_data=LanguageChoice(language=code).pack(),
+        )
+        for code in LANGUAGES
+    ]
     return InlineKeyboardMarkup(inline_keyboard=[choices, [button(t, "menu-home", Menu(action="home").pack())]])
 
 
@@ -38,8 +43,15 @@ async def on_language_button(query: CallbackQuery, t: Translator, lang: str) -> 
     await show(query, t("language-choose"), choice_keyboard(t, lang))
 
 
-async def on_language_chosen(query: CallbackQuery, callback_data: LanguageChoice, t: Translator, texts: Texts,
-                             pool: asyncpg.Pool, users: KnownUserMiddleware, callback_answer: CallbackAnswer) -> None:
+async def on_language_chosen(
+    query: CallbackQuery,
+    callback_data: LanguageChoice,
+    t: Translator,
+    texts: Texts,
+    pool: asyncpg.Pool,
+    users: KnownUserMiddleware,
+    callback_answer: CallbackAnswer,
+) -> None:
     """Store the choice, drop the cached profile (so the next update reads it), answer in the new language."""
     language = callback_data.language
     if language not in LANGUAGES:  # a forged button: nothing to store

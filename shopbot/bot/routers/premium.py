@@ -11,13 +11,13 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import back_to_menu, button
-from shopbot.bot.notices import format_money
 from shopbot.bot.routers import purchase
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.fulfilment.products import PREMIUM_MONTHS, Shopfront
 from shopbot.ledger import Ledger
 from shopbot.locales import Translator
+from shopbot.money import format_money
 
 PRODUCT = "premium"
 
@@ -28,17 +28,32 @@ class Premium(CallbackData, prefix="premium"):
 
 def premium_screen(t: Translator, config: Config, shopfront: Shopfront) -> tuple[str, InlineKeyboardMarkup]:
     """One button per duration, with its price."""
-    rows = [[InlineKeyboardButton(
-        text=t("premium-option", months=months,
-               price=format_money(shopfront.price(PRODUCT, months), config.shop.currency)),
-        callback_data=Premium(months=months).pack(),
-    )] for months in PREMIUM_MONTHS]
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=t(
+                    "premium-option",
+                    months=months,
+                    price=format_money(shopfront.price(PRODUCT, months), config.shop.currency),
+                ),
+                callback_data=Premium(months=months).pack(),
+            )
+        ]
+        for months in PREMIUM_MONTHS
+    ]
     rows.append([button(t, "menu-home", Menu(action="home").pack())])
     return t("premium-title"), InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-async def on_premium_command(message: Message, command: CommandObject, state: FSMContext, t: Translator,
-                             config: Config, shopfront: Shopfront, ledger: Ledger) -> None:
+async def on_premium_command(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    t: Translator,
+    config: Config,
+    shopfront: Shopfront,
+    ledger: Ledger,
+) -> None:
     """/premium: the durations; /premium <months> [@username]: straight to the confirmation."""
     await purchase.leave_flow(state)
     if not command.args:
@@ -52,14 +67,21 @@ async def on_premium_command(message: Message, command: CommandObject, state: FS
     await purchase.choose_recipient(message, t, state, shopfront, ledger, PRODUCT, months, parsed[1])
 
 
-async def on_menu_premium(query: CallbackQuery, state: FSMContext, t: Translator, config: Config,
-                          shopfront: Shopfront) -> None:
+async def on_menu_premium(
+    query: CallbackQuery, state: FSMContext, t: Translator, config: Config, shopfront: Shopfront
+) -> None:
     await purchase.leave_flow(state)
     await show(query, *premium_screen(t, config, shopfront))
 
 
-async def on_premium_button(query: CallbackQuery, callback_data: Premium, t: Translator, config: Config,
-                            shopfront: Shopfront, callback_answer: CallbackAnswer) -> None:
+async def on_premium_button(
+    query: CallbackQuery,
+    callback_data: Premium,
+    t: Translator,
+    config: Config,
+    shopfront: Shopfront,
+    callback_answer: CallbackAnswer,
+) -> None:
     if callback_data.months not in PREMIUM_MONTHS:  # not a button the bot ever showed
         callback_answer.text, callback_answer.show_alert = t("stale-button"), True
         return

@@ -12,12 +12,12 @@ from aiogram.types import CallbackQuery, Message
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import back_to_menu, main_menu
 from shopbot.bot.limits import PAYMENT
-from shopbot.bot.notices import format_money
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.fulfilment.promo import PromoRefused, Redeemed, redeem
 from shopbot.ledger import Ledger
 from shopbot.locales import Translator
+from shopbot.money import format_money
 
 
 class PromoFlow(StatesGroup):
@@ -29,24 +29,37 @@ def redeemed_text(t: Translator, redeemed: Redeemed, currency: str) -> str:
         assert redeemed.amount is not None
         return t("promo-credited", code=redeemed.code, amount=format_money(redeemed.amount, currency))
     assert redeemed.percent is not None and redeemed.cap is not None
-    return t("promo-discount-saved", code=redeemed.code, percent=f"{redeemed.percent.normalize():f}",
-             cap=format_money(redeemed.cap, currency))
+    return t(
+        "promo-discount-saved",
+        code=redeemed.code,
+        percent=f"{redeemed.percent.normalize():f}",
+        cap=format_money(redeemed.cap, currency),
+    )
 
 
-async def answer_code(message: Message, t: Translator, pool: asyncpg.Pool, ledger: Ledger, config: Config,
-                      typed: str) -> None:
+async def answer_code(
+    message: Message, t: Translator, pool: asyncpg.Pool, ledger: Ledger, config: Config, typed: str
+) -> None:
     assert message.from_user is not None
     try:
         redeemed = await redeem(pool, ledger, message.from_user.id, typed)
     except PromoRefused as refused:
-        await message.answer(t(f"promo-refused-{refused.reason.replace('_', '-')}", code=refused.code),
-                             reply_markup=back_to_menu(t))
+        await message.answer(
+            t(f"promo-refused-{refused.reason.replace('_', '-')}", code=refused.code), reply_markup=back_to_menu(t)
+        )
         return
     await message.answer(redeemed_text(t, redeemed, config.shop.currency), reply_markup=main_menu(t))
 
 
-async def on_promo_command(message: Message, command: CommandObject, state: FSMContext, t: Translator,
-                           pool: asyncpg.Pool, ledger: Ledger, config: Config) -> None:
+async def on_promo_command(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    t: Translator,
+    pool: asyncpg.Pool,
+    ledger: Ledger,
+    config: Config,
+) -> None:
     if not (command.args or "").strip():
         await state.set_state(PromoFlow.code)
         await message.answer(t("promo-ask"), reply_markup=back_to_menu(t))
@@ -59,8 +72,9 @@ async def on_promo_button(query: CallbackQuery, state: FSMContext, t: Translator
     await show(query, t("promo-ask"), back_to_menu(t))
 
 
-async def on_code_text(message: Message, state: FSMContext, t: Translator, pool: asyncpg.Pool, ledger: Ledger,
-                       config: Config) -> None:
+async def on_code_text(
+    message: Message, state: FSMContext, t: Translator, pool: asyncpg.Pool, ledger: Ledger, config: Config
+) -> None:
     await state.set_state(None)
     await answer_code(message, t, pool, ledger, config, message.text or "")
 

@@ -34,7 +34,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import back_to_menu, button, main_menu
 from shopbot.bot.limits import PAYMENT
-from shopbot.bot.notices import format_money, what_was_bought
+from shopbot.bot.notices import what_was_bought
 from shopbot.bot.screens import show
 from shopbot.bot.storage import FailoverStorage
 from shopbot.config.schema import Config
@@ -44,6 +44,7 @@ from shopbot.fulfilment.products import OrderRefused, Quote, Shopfront
 from shopbot.fulfilment.promo import Discount
 from shopbot.ledger import Ledger
 from shopbot.locales import Markup, Translator
+from shopbot.money import format_money
 
 # A claim outlives every confirmation it could guard: a confirmation is honoured for at most
 # `[pricing] quote_seconds` (an hour at most), and clocks of instances may differ a little.
@@ -133,7 +134,7 @@ def split_arguments(args: str | None) -> tuple[str, str | None] | None:
 
 
 def whole_number(text: str) -> int | None:
-    """"250" or "1 000" as an int; None for anything else (signs, decimals, words)."""
+    """ "250" or "1 000" as an int; None for anything else (signs, decimals, words)."""
     digits = "".join(text.split())
     return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 9 else None
 
@@ -150,7 +151,7 @@ def cancel_button(t: Translator, product: str, token: str = "-") -> InlineKeyboa
 
 
 def describe(t: Translator, product: str, quantity: int) -> Markup:
-    """"⭐ 50 Telegram Stars" or "🎁 Telegram Premium for 3 months", without the recipient."""
+    """ "⭐ 50 Telegram Stars" or "🎁 Telegram Premium for 3 months", without the recipient."""
     return Markup(t("purchase-stars" if product == "stars" else "purchase-premium", count=quantity, months=quantity))
 
 
@@ -161,28 +162,42 @@ async def leave_flow(state: FSMContext) -> None:
     await state.update_data({DRAFT: None})
 
 
-async def ask_for_whom(event: Message | CallbackQuery, t: Translator, shopfront: Shopfront, config: Config,
-                       product: str, quantity: int) -> None:
+async def ask_for_whom(
+    event: Message | CallbackQuery, t: Translator, shopfront: Shopfront, config: Config, product: str, quantity: int
+) -> None:
     price = format_money(shopfront.price(product, quantity), config.shop.currency)
     text = t("purchase-for-whom", what=describe(t, product, quantity), price=price)
-    await show(event, text, keyboard(
-        [button(t, "purchase-for-me", ForWhom(product=product, quantity=quantity, who="me").pack())],
-        [button(t, "purchase-for-other", ForWhom(product=product, quantity=quantity, who="other").pack())],
-        [cancel_button(t, product)],
-    ))
+    await show(
+        event,
+        text,
+        keyboard(
+            [button(t, "purchase-for-me", ForWhom(product=product, quantity=quantity, who="me").pack())],
+            [button(t, "purchase-for-other", ForWhom(product=product, quantity=quantity, who="other").pack())],
+            [cancel_button(t, product)],
+        ),
+    )
 
 
-async def ask_recipient(event: Message | CallbackQuery, t: Translator, state: FSMContext, product: str,
-                        quantity: int, text: str) -> None:
+async def ask_recipient(
+    event: Message | CallbackQuery, t: Translator, state: FSMContext, product: str, quantity: int, text: str
+) -> None:
     """Wait for the buyer to type a username."""
     await state.set_state(RECIPIENT_STATES[product])
     await state.update_data({DRAFT: {"product": product, "quantity": quantity}})
     await show(event, text, keyboard([cancel_button(t, product)]))
 
 
-async def choose_recipient(event: Message | CallbackQuery, t: Translator, state: FSMContext, shopfront: Shopfront,
-                           ledger: Ledger, product: str, quantity: int, typed: str | None,
-                           callback_answer: CallbackAnswer | None = None) -> None:
+async def choose_recipient(
+    event: Message | CallbackQuery,
+    t: Translator,
+    state: FSMContext,
+    shopfront: Shopfront,
+    ledger: Ledger,
+    product: str,
+    quantity: int,
+    typed: str | None,
+    callback_answer: CallbackAnswer | None = None,
+) -> None:
     """`typed` is what the buyer wrote as the recipient; None buys for the buyer themself."""
     if typed is None:
         own = event.from_user.username if event.from_user else None
@@ -212,9 +227,18 @@ async def progress(event: Message | CallbackQuery, text: str, callback_answer: C
     return await event.bot.send_message(event.from_user.id, text)
 
 
-async def offer(event: Message | CallbackQuery, t: Translator, state: FSMContext, shopfront: Shopfront,
-                ledger: Ledger, product: str, quantity: int, username: str,
-                callback_answer: CallbackAnswer | None = None, note: str = "") -> None:
+async def offer(
+    event: Message | CallbackQuery,
+    t: Translator,
+    state: FSMContext,
+    shopfront: Shopfront,
+    ledger: Ledger,
+    product: str,
+    quantity: int,
+    username: str,
+    callback_answer: CallbackAnswer | None = None,
+    note: str = "",
+) -> None:
     """Look the recipient up on Fragment, then show the confirmation (or the shortfall, or why not);
     `note` goes above the confirmation (a re-quote says why the buyer sees it again)."""
     assert event.from_user is not None
@@ -236,54 +260,97 @@ async def offer(event: Message | CallbackQuery, t: Translator, state: FSMContext
     available = (await ledger.balance(event.from_user.id)).available
     heading = f"{note}\n\n" if note else ""
     if available < quote.price:
-        await screen.edit_text(heading + shortfall_text(t, quote, available),
-                               reply_markup=shortfall_keyboard(t, product))
+        await screen.edit_text(
+            heading + shortfall_text(t, quote, available), reply_markup=shortfall_keyboard(t, product)
+        )
         return
     token = secrets.token_urlsafe(16)
-    await state.update_data({PENDING: {
-        "token": token, "at": time.time(), "product": quote.product, "quantity": quote.quantity,
-        "recipient": quote.recipient, "recipient_name": quote.recipient_name, "price": str(quote.price),
-        "currency": quote.currency, "discount": discount_data(quote.discount),
-    }})
+    await state.update_data(
+        {
+            PENDING: {
+                "token": token,
+                "at": time.time(),
+                "product": quote.product,
+                "quantity": quote.quantity,
+                "recipient": quote.recipient,
+                "recipient_name": quote.recipient_name,
+                "price": str(quote.price),
+                "currency": quote.currency,
+                "discount": discount_data(quote.discount),
+            }
+        }
+    )
     after = t("purchase-balance-after", balance=format_money(available - quote.price, quote.currency))
-    await screen.edit_text(f"{heading}{summary(t, quote)}\n{after}\n\n{t('purchase-check')}", reply_markup=keyboard(
-        [button(t, "purchase-confirm", Confirm(product=product, token=token).pack())],
-        [cancel_button(t, product, token)],
-    ))
+    await screen.edit_text(
+        f"{heading}{summary(t, quote)}\n{after}\n\n{t('purchase-check')}",
+        reply_markup=keyboard(
+            [button(t, "purchase-confirm", Confirm(product=product, token=token).pack())],
+            [cancel_button(t, product, token)],
+        ),
+    )
 
 
 def summary(t: Translator, quote: Quote) -> str:
     """What, for whom (the name as Fragment found it), and the price; with a promo discount, the price,
     the discount and the total the user pays."""
-    text = t("purchase-summary", what=describe(t, quote.product, quote.quantity),
-             name=quote.recipient_name or quote.recipient, recipient=quote.recipient,
-             price=format_money(quote.list_price, quote.currency))
+    text = t(
+        "purchase-summary",
+        what=describe(t, quote.product, quote.quantity),
+        name=quote.recipient_name or quote.recipient,
+        recipient=quote.recipient,
+        price=format_money(quote.list_price, quote.currency),
+    )
     if quote.discount is None:
         return text
-    return "\n".join((text, t("promo-summary-discount", code=quote.discount.code,
-                                percent=f"{quote.discount.percent.normalize():f}",
-                                discount=format_money(quote.discount.amount, quote.currency)),
-                       t("promo-summary-total", total=format_money(quote.price, quote.currency))))
+    return "\n".join(
+        (
+            text,
+            t(
+                "promo-summary-discount",
+                code=quote.discount.code,
+                percent=f"{quote.discount.percent.normalize():f}",
+                discount=format_money(quote.discount.amount, quote.currency),
+            ),
+            t("promo-summary-total", total=format_money(quote.price, quote.currency)),
+        )
+    )
 
 
 def discount_data(discount: Discount | None) -> dict[str, Any] | None:
     """A quote's discount as the FSM data keeps it (strings: amounts stay exact)."""
     if discount is None:
         return None
-    return {"redemption_id": discount.redemption_id, "code": discount.code, "percent": str(discount.percent),
-            "amount": str(discount.amount), "total": str(discount.total)}
+    return {
+        "redemption_id": discount.redemption_id,
+        "code": discount.code,
+        "percent": str(discount.percent),
+        "amount": str(discount.amount),
+        "total": str(discount.total),
+    }
 
 
 def discount_from(data: dict[str, Any] | None) -> Discount | None:
     if not data:
         return None
-    return Discount(int(data["redemption_id"]), str(data["code"]), Decimal(data["percent"]), Decimal(data["amount"]),
-                    Decimal(data["total"]))
+    return Discount(
+        int(data["redemption_id"]),
+        str(data["code"]),
+        Decimal(data["percent"]),
+        Decimal(data["amount"]),
+        Decimal(data["total"]),
+    )
 
 
 def shortfall_text(t: Translator, quote: Quote, available: Decimal) -> str:
-    return summary(t, quote) + "\n\n" + t("purchase-shortfall", balance=format_money(available, quote.currency),
-                                shortfall=format_money(quote.price - available, quote.currency))
+    return (
+        summary(t, quote)
+        + "\n\n"
+        + t(
+            "purchase-shortfall",
+            balance=format_money(available, quote.currency),
+            shortfall=format_money(quote.price - available, quote.currency),
+        )
+    )
 
 
 def shortfall_keyboard(t: Translator, product: str) -> InlineKeyboardMarkup:
@@ -293,8 +360,15 @@ def shortfall_keyboard(t: Translator, product: str) -> InlineKeyboardMarkup:
 # --- handlers ---------------------------------------------------------------------------------------------
 
 
-async def on_for_whom_button(query: CallbackQuery, callback_data: ForWhom, state: FSMContext, t: Translator,
-                      shopfront: Shopfront, ledger: Ledger, callback_answer: CallbackAnswer) -> None:
+async def on_for_whom_button(
+    query: CallbackQuery,
+    callback_data: ForWhom,
+    state: FSMContext,
+    t: Translator,
+    shopfront: Shopfront,
+    ledger: Ledger,
+    callback_answer: CallbackAnswer,
+) -> None:
     product, quantity = callback_data.product, callback_data.quantity
     if callback_data.who == "me":
         await choose_recipient(query, t, state, shopfront, ledger, product, quantity, None, callback_answer)
@@ -302,20 +376,29 @@ async def on_for_whom_button(query: CallbackQuery, callback_data: ForWhom, state
         await ask_recipient(query, t, state, product, quantity, t("purchase-ask-username"))
 
 
-async def on_recipient_text(message: Message, state: FSMContext, t: Translator, shopfront: Shopfront,
-                            ledger: Ledger) -> None:
+async def on_recipient_text(
+    message: Message, state: FSMContext, t: Translator, shopfront: Shopfront, ledger: Ledger
+) -> None:
     draft = (await state.get_data()).get(DRAFT)
     if not draft:  # the state outlived its data (cleared by another flow): start over
         await state.set_state(None)
         await message.answer(t("purchase-stale"), reply_markup=main_menu(t))
         return
-    await choose_recipient(message, t, state, shopfront, ledger, draft["product"], draft["quantity"],
-                           (message.text or "").strip())
+    await choose_recipient(
+        message, t, state, shopfront, ledger, draft["product"], draft["quantity"], (message.text or "").strip()
+    )
 
 
-async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state: FSMContext, t: Translator,
-                            config: Config, shopfront: Shopfront, ledger: Ledger,
-                            callback_answer: CallbackAnswer) -> None:
+async def on_confirm_button(
+    query: CallbackQuery,
+    callback_data: Confirm,
+    state: FSMContext,
+    t: Translator,
+    config: Config,
+    shopfront: Shopfront,
+    ledger: Ledger,
+    callback_answer: CallbackAnswer,
+) -> None:
     data = await state.get_data()
     token = callback_data.token
     pending: dict[str, Any] | None = data.get(PENDING)
@@ -328,16 +411,33 @@ async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state:
     if quote_expired(pending, config.pricing.quote_seconds):
         # Not honoured: the same order is quoted again at today's price and must be confirmed again.
         await state.update_data({PENDING: None})
-        await offer(query, t, state, shopfront, ledger, pending["product"], pending["quantity"],
-                    pending["recipient"], callback_answer, note=t("purchase-requoted"))
+        await offer(
+            query,
+            t,
+            state,
+            shopfront,
+            ledger,
+            pending["product"],
+            pending["quantity"],
+            pending["recipient"],
+            callback_answer,
+            note=t("purchase-requoted"),
+        )
         return
     if not await claim_once(state.storage, token):  # a second press, racing the first
         callback_answer.text, callback_answer.show_alert = t("purchase-already-ordered"), True
         return
     # Claimed: this handler alone places the order. The quote leaves the FSM data first.
     await state.update_data({PENDING: None, SPENT: token})
-    quote = Quote(pending["product"], pending["quantity"], pending["recipient"], pending["recipient_name"],
-                  Decimal(pending["price"]), pending["currency"], discount_from(pending.get("discount")))
+    quote = Quote(
+        pending["product"],
+        pending["quantity"],
+        pending["recipient"],
+        pending["recipient_name"],
+        Decimal(pending["price"]),
+        pending["currency"],
+        discount_from(pending.get("discount")),
+    )
     try:
         # The token also goes to the database, which places one order per confirmation whatever happened
         # to the claim above (a lost Redis, a storage that is not shared between instances).
@@ -347,15 +447,29 @@ async def on_confirm_button(query: CallbackQuery, callback_data: Confirm, state:
         return
     except OrderRefused as refused:
         if refused.reason == "discount_gone":  # spent by another order meanwhile: quoted again without it
-            await offer(query, t, state, shopfront, ledger, quote.product, quote.quantity, quote.recipient,
-                        callback_answer, note=t("promo-discount-gone", code=quote.discount.code if quote.discount else ""))
+            await offer(
+                query,
+                t,
+                state,
+                shopfront,
+                ledger,
+                quote.product,
+                quote.quantity,
+                quote.recipient,
+                callback_answer,
+                note=t("promo-discount-gone", code=quote.discount.code if quote.discount else ""),
+            )
             return
         if refused.reason == "insufficient_funds" and refused.shortfall is not None:
-            await show(query, shortfall_text(t, quote, quote.price - refused.shortfall),
-                       shortfall_keyboard(t, quote.product))
+            await show(
+                query, shortfall_text(t, quote, quote.price - refused.shortfall), shortfall_keyboard(t, quote.product)
+            )
         else:
-            await show(query, t(REFUSAL_TEXTS.get(refused.reason, "purchase-bad-quantity"),
-                                recipient=quote.recipient), back_to_menu(t))
+            await show(
+                query,
+                t(REFUSAL_TEXTS.get(refused.reason, "purchase-bad-quantity"), recipient=quote.recipient),
+                back_to_menu(t),
+            )
         return
     what = what_was_bought(t.texts, t.language, order)
     await show(query, t("purchase-queued", id=order.id, what=what), back_to_menu(t))
@@ -368,8 +482,9 @@ def quote_expired(pending: dict[str, Any], quote_seconds: float) -> bool:
     return age > quote_seconds or age < -CLOCK_SKEW_SECONDS
 
 
-async def on_cancel_button(query: CallbackQuery, callback_data: Cancel, state: FSMContext, t: Translator,
-                    callback_answer: CallbackAnswer) -> None:
+async def on_cancel_button(
+    query: CallbackQuery, callback_data: Cancel, state: FSMContext, t: Translator, callback_answer: CallbackAnswer
+) -> None:
     pending = (await state.get_data()).get(PENDING)
     await leave_flow(state)
     if pending and pending["token"] == callback_data.token:
@@ -385,6 +500,5 @@ def build_router(product: str) -> Router:
     router.callback_query.register(on_confirm_button, Confirm.filter(F.product == product), flags=PAYMENT)
     router.callback_query.register(on_cancel_button, Cancel.filter(F.product == product))
     # Commands are not usernames: they go on to their own routers.
-    router.message.register(on_recipient_text, StateFilter(RECIPIENT_STATES[product]),
-                            F.text, ~F.text.startswith("/"))
+    router.message.register(on_recipient_text, StateFilter(RECIPIENT_STATES[product]), F.text, ~F.text.startswith("/"))
     return router

@@ -23,10 +23,10 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import button, main_menu
 from shopbot.bot.limits import PAYMENT
-from shopbot.bot.notices import format_money
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.locales import Translator
+from shopbot.money import format_money
 from shopbot.payments.topup import TooManyOpenInvoices, TopUpInvoice, TopUpRefused, TopUps
 
 CENT = Decimal("0.01")
@@ -95,7 +95,7 @@ def parse_amount(text: str, currency: str) -> Decimal | str:
 
 
 def amount_label(amount: Decimal, currency: str) -> str:
-    """"10 USD" for a whole amount, "12.50 USD" otherwise."""
+    """ "10 USD" for a whole amount, "12.50 USD" otherwise."""
     return f"{amount:.0f} {currency}" if amount == amount.to_integral_value() else format_money(amount, currency)
 
 
@@ -105,16 +105,23 @@ def leave_keyboard(t: Translator) -> InlineKeyboardMarkup:
 
 async def limits_text(t: Translator, topups: TopUps, currency: str) -> str:
     limits = await topups.limits()
-    return "\n".join((t("recharge-minimum", amount=format_money(limits.minimum, currency)),
-                      t("recharge-maximum", amount=format_money(limits.maximum, currency))))
+    return "\n".join(
+        (
+            t("recharge-minimum", amount=format_money(limits.minimum, currency)),
+            t("recharge-maximum", amount=format_money(limits.maximum, currency)),
+        )
+    )
 
 
 async def choice_screen(t: Translator, topups: TopUps, config: Config) -> tuple[str, InlineKeyboardMarkup]:
     currency = config.shop.currency
-    presets = [InlineKeyboardButton(text=amount_label(p, currency),
-                                    callback_data=TopUpAmount(amount=format(p.normalize(), "f")).pack())
-               for p in config.shop.topup_presets]
-    rows = [presets[i:i + 2] for i in range(0, len(presets), 2)]
+    presets = [
+        InlineKeyboardButton(
+            text=amount_label(p, currency), callback_data=TopUpAmount(amount=format(p.normalize(), "f")).pack()
+        )
+        for p in config.shop.topup_presets
+    ]
+    rows = [presets[i : i + 2] for i in range(0, len(presets), 2)]
     rows.append([button(t, "recharge-other", TopUpOther().pack())])
     rows.append([button(t, "menu-home", Menu(action="home").pack())])
     text = f"{t('recharge-choose')}\n\n{await limits_text(t, topups, currency)}"
@@ -136,11 +143,13 @@ def expiry_text(t: Translator, expires_at: datetime | None) -> str:
 def invoice_screen(t: Translator, invoice: TopUpInvoice) -> tuple[str, InlineKeyboardMarkup]:
     text = t("recharge-invoice", id=invoice.id, amount=format_money(invoice.amount, invoice.currency))
     expiry = expiry_text(t, invoice.expires_at)
-    markup = InlineKeyboardMarkup(inline_keyboard=[
-        [InlineKeyboardButton(text=t("recharge-pay"), url=invoice.url)],
-        [button(t, "recharge-check", TopUpCheck(invoice=invoice.id).pack())],
-        [button(t, "menu-home", Menu(action="home").pack())],
-    ])
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=t("recharge-pay"), url=invoice.url)],
+            [button(t, "recharge-check", TopUpCheck(invoice=invoice.id).pack())],
+            [button(t, "menu-home", Menu(action="home").pack())],
+        ]
+    )
     return (f"{text}\n\n{expiry}" if expiry else text), markup
 
 
@@ -154,16 +163,24 @@ async def refusal_text(t: Translator, topups: TopUps, config: Config, refused: T
     if isinstance(refused, TooManyOpenInvoices):
         text = t("recharge-too-many-open", count=len(refused.open))
         first = refused.first_expiry
-        return text + ("\n" + t("recharge-first-expiry", what=first.astimezone(UTC).strftime("%H:%M"))
-                       if first is not None else "")
+        return text + (
+            "\n" + t("recharge-first-expiry", what=first.astimezone(UTC).strftime("%H:%M")) if first is not None else ""
+        )
     return t("recharge-unavailable")
 
 
 def open_invoices_keyboard(t: Translator, refused: TooManyOpenInvoices) -> InlineKeyboardMarkup:
     """A Pay link for each invoice still open, so paying one is a press away."""
-    rows = [[InlineKeyboardButton(text=t("recharge-pay-open", id=invoice.id,
-                                         amount=format_money(invoice.amount, invoice.currency)), url=invoice.url)]
-            for invoice in refused.open if invoice.url]
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=t("recharge-pay-open", id=invoice.id, amount=format_money(invoice.amount, invoice.currency)),
+                url=invoice.url,
+            )
+        ]
+        for invoice in refused.open
+        if invoice.url
+    ]
     rows.append([button(t, "menu-home", Menu(action="home").pack())])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -180,8 +197,14 @@ async def amount_problem(t: Translator, topups: TopUps, config: Config, amount: 
     return None
 
 
-async def top_up(event: Message | CallbackQuery, t: Translator, topups: TopUps, config: Config,
-                 state: FSMContext, amount: Decimal | str) -> None:
+async def top_up(
+    event: Message | CallbackQuery,
+    t: Translator,
+    topups: TopUps,
+    config: Config,
+    state: FSMContext,
+    amount: Decimal | str,
+) -> None:
     """Make the invoice for `amount`, or say what is wrong with it and wait for another one."""
     assert event.from_user is not None
     problem = await amount_problem(t, topups, config, amount)
@@ -193,8 +216,9 @@ async def top_up(event: Message | CallbackQuery, t: Translator, topups: TopUps, 
             problem = await refusal_text(t, topups, config, refused)
             if refused.reason not in ("too_small", "too_large"):  # another amount would not help
                 await state.clear()
-                markup = open_invoices_keyboard(t, refused) if isinstance(refused, TooManyOpenInvoices) else \
-                    main_menu(t)
+                markup = (
+                    open_invoices_keyboard(t, refused) if isinstance(refused, TooManyOpenInvoices) else main_menu(t)
+                )
                 await show(event, problem, markup)
                 return
         else:
@@ -205,8 +229,9 @@ async def top_up(event: Message | CallbackQuery, t: Translator, topups: TopUps, 
     await show(event, problem, leave_keyboard(t))
 
 
-async def on_recharge_command(message: Message, command: CommandObject, t: Translator, topups: TopUps,
-                              config: Config, state: FSMContext) -> None:
+async def on_recharge_command(
+    message: Message, command: CommandObject, t: Translator, topups: TopUps, config: Config, state: FSMContext
+) -> None:
     await state.clear()
     if command.args:
         await top_up(message, t, topups, config, state, parse_amount(command.args, config.shop.currency))
@@ -214,28 +239,30 @@ async def on_recharge_command(message: Message, command: CommandObject, t: Trans
     await show(message, *await choice_screen(t, topups, config))
 
 
-async def on_topup_button(query: CallbackQuery, t: Translator, topups: TopUps, config: Config,
-                          state: FSMContext) -> None:
+async def on_topup_button(
+    query: CallbackQuery, t: Translator, topups: TopUps, config: Config, state: FSMContext
+) -> None:
     await state.clear()
     await show(query, *await choice_screen(t, topups, config))
 
 
-async def on_preset_chosen(query: CallbackQuery, callback_data: TopUpAmount, t: Translator, topups: TopUps,
-                           config: Config, state: FSMContext) -> None:
+async def on_preset_chosen(
+    query: CallbackQuery, callback_data: TopUpAmount, t: Translator, topups: TopUps, config: Config, state: FSMContext
+) -> None:
     # The same checks as a typed amount: a forged preset is just another amount to refuse.
     await state.clear()
     await top_up(query, t, topups, config, state, parse_amount(callback_data.amount, config.shop.currency))
 
 
-async def on_other_amount(query: CallbackQuery, t: Translator, topups: TopUps, config: Config,
-                          state: FSMContext) -> None:
+async def on_other_amount(
+    query: CallbackQuery, t: Translator, topups: TopUps, config: Config, state: FSMContext
+) -> None:
     await state.set_state(TopUpEntry.amount)
     text = f"{t('recharge-ask-amount')}\n\n{await limits_text(t, topups, config.shop.currency)}"
     await show(query, text, leave_keyboard(t))
 
 
-async def on_amount_typed(message: Message, t: Translator, topups: TopUps, config: Config,
-                          state: FSMContext) -> None:
+async def on_amount_typed(message: Message, t: Translator, topups: TopUps, config: Config, state: FSMContext) -> None:
     assert message.text is not None
     await top_up(message, t, topups, config, state, parse_amount(message.text, config.shop.currency))
 
@@ -245,8 +272,9 @@ async def on_leave(query: CallbackQuery, t: Translator, state: FSMContext) -> No
     await show(query, t("menu-title"), main_menu(t))
 
 
-async def on_check_payment(query: CallbackQuery, callback_data: TopUpCheck, t: Translator, topups: TopUps,
-                           callback_answer: CallbackAnswer) -> None:
+async def on_check_payment(
+    query: CallbackQuery, callback_data: TopUpCheck, t: Translator, topups: TopUps, callback_answer: CallbackAnswer
+) -> None:
     """Ask Heleket once about the user's own invoice; anyone else's (or an unknown id) is 'not found'."""
     callback_answer.show_alert = True
     invoice_id = callback_data.invoice
@@ -262,8 +290,11 @@ async def on_check_payment(query: CallbackQuery, callback_data: TopUpCheck, t: T
     callback_answer.text = t(key)
     if finished:
         paid = key == "topup-status-paid"
-        next_step = button(t, "menu-balance", Menu(action="balance").pack()) if paid else \
-            button(t, "menu-topup", Menu(action="topup").pack())
+        next_step = (
+            button(t, "menu-balance", Menu(action="balance").pack())
+            if paid
+            else button(t, "menu-topup", Menu(action="topup").pack())
+        )
         markup = InlineKeyboardMarkup(inline_keyboard=[[next_step, button(t, "menu-home", Menu(action="home").pack())]])
         await show(query, f"{t('topup-title', id=invoice_id)}\n{t(key)}", markup)
 

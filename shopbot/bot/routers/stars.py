@@ -11,7 +11,6 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import back_to_menu, button
-from shopbot.bot.notices import format_money
 from shopbot.bot.routers import purchase
 from shopbot.bot.routers.purchase import PurchaseFlow
 from shopbot.bot.screens import show
@@ -19,6 +18,7 @@ from shopbot.config.schema import Config, ShopConfig
 from shopbot.fulfilment.products import Shopfront
 from shopbot.ledger import Ledger
 from shopbot.locales import Translator
+from shopbot.money import format_money
 
 PRODUCT = "stars"
 
@@ -38,11 +38,16 @@ def example(shop: ShopConfig) -> int:
 
 def stars_screen(t: Translator, config: Config, shopfront: Shopfront) -> tuple[str, InlineKeyboardMarkup]:
     """The packages with their prices, two to a row, then "Other amount"."""
-    offers = [InlineKeyboardButton(
-        text=t("stars-package", count=count, price=format_money(shopfront.price(PRODUCT, count), config.shop.currency)),
-        callback_data=Stars(count=count).pack(),
-    ) for count in packages(config.shop)]
-    rows = [offers[i:i + 2] for i in range(0, len(offers), 2)]
+    offers = [
+        InlineKeyboardButton(
+            text=t(
+                "stars-package", count=count, price=format_money(shopfront.price(PRODUCT, count), config.shop.currency)
+            ),
+            callback_data=Stars(count=count).pack(),
+        )
+        for count in packages(config.shop)
+    ]
+    rows = [offers[i : i + 2] for i in range(0, len(offers), 2)]
     rows.append([button(t, "stars-other", Stars(count=0).pack())])
     rows.append([button(t, "menu-home", Menu(action="home").pack())])
     return t("stars-title"), InlineKeyboardMarkup(inline_keyboard=rows)
@@ -62,8 +67,15 @@ async def ask_count(event: Message | CallbackQuery, t: Translator, state: FSMCon
     await show(event, text, InlineKeyboardMarkup(inline_keyboard=[[purchase.cancel_button(t, PRODUCT)]]))
 
 
-async def on_buy_stars_command(message: Message, command: CommandObject, state: FSMContext, t: Translator,
-                               config: Config, shopfront: Shopfront, ledger: Ledger) -> None:
+async def on_buy_stars_command(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    t: Translator,
+    config: Config,
+    shopfront: Shopfront,
+    ledger: Ledger,
+) -> None:
     """/buy_stars: the packages; /buy_stars <count> [@username]: straight to the confirmation."""
     await purchase.leave_flow(state)
     if not command.args:
@@ -81,14 +93,22 @@ async def on_buy_stars_command(message: Message, command: CommandObject, state: 
     await purchase.choose_recipient(message, t, state, shopfront, ledger, PRODUCT, count, parsed[1])
 
 
-async def on_menu_stars(query: CallbackQuery, state: FSMContext, t: Translator, config: Config,
-                        shopfront: Shopfront) -> None:
+async def on_menu_stars(
+    query: CallbackQuery, state: FSMContext, t: Translator, config: Config, shopfront: Shopfront
+) -> None:
     await purchase.leave_flow(state)
     await show(query, *stars_screen(t, config, shopfront))
 
 
-async def on_stars_button(query: CallbackQuery, callback_data: Stars, state: FSMContext, t: Translator,
-                           config: Config, shopfront: Shopfront, callback_answer: CallbackAnswer) -> None:
+async def on_stars_button(
+    query: CallbackQuery,
+    callback_data: Stars,
+    state: FSMContext,
+    t: Translator,
+    config: Config,
+    shopfront: Shopfront,
+    callback_answer: CallbackAnswer,
+) -> None:
     if callback_data.count == 0:
         shop = config.shop
         await ask_count(query, t, state, t("stars-ask-count", min=shop.min_stars, max=shop.max_stars))
@@ -100,11 +120,13 @@ async def on_stars_button(query: CallbackQuery, callback_data: Stars, state: FSM
     await purchase.ask_for_whom(query, t, shopfront, config, PRODUCT, callback_data.count)
 
 
-async def on_stars_count_text(message: Message, state: FSMContext, t: Translator, config: Config,
-                              shopfront: Shopfront) -> None:
+async def on_stars_count_text(
+    message: Message, state: FSMContext, t: Translator, config: Config, shopfront: Shopfront
+) -> None:
     count = purchase.whole_number(message.text or "")
-    problem = (t("stars-not-a-number", example=example(config.shop)) if count is None
-               else count_problem(t, config.shop, count))
+    problem = (
+        t("stars-not-a-number", example=example(config.shop)) if count is None else count_problem(t, config.shop, count)
+    )
     if problem or count is None:
         await ask_count(message, t, state, problem or "")
         return
@@ -118,7 +140,6 @@ def build_router() -> Router:
     router.message.register(on_buy_stars_command, Command("buy_stars"))
     router.callback_query.register(on_menu_stars, Menu.filter(F.action == "stars"))
     router.callback_query.register(on_stars_button, Stars.filter())
-    router.message.register(on_stars_count_text, StateFilter(PurchaseFlow.stars_count), F.text,
-                            ~F.text.startswith("/"))
+    router.message.register(on_stars_count_text, StateFilter(PurchaseFlow.stars_count), F.text, ~F.text.startswith("/"))
     router.include_router(purchase.build_router(PRODUCT))
     return router

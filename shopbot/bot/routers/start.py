@@ -13,8 +13,8 @@ from aiogram.types import CallbackQuery, Message
 
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import main_menu
-from shopbot.bot.screens import show
 from shopbot.bot.routers.referral import tell_inviter_joined
+from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.locales import Texts, Translator
 from shopbot.payments.referrals import bind_invitee
@@ -22,8 +22,16 @@ from shopbot.payments.referrals import bind_invitee
 log = logging.getLogger(__name__)
 
 
-async def on_start_command(message: Message, t: Translator, state: FSMContext, command: CommandObject,
-                           pool: asyncpg.Pool, config: Config, bot: Bot, texts: Texts) -> None:
+async def on_start_command(
+    message: Message,
+    t: Translator,
+    state: FSMContext,
+    command: CommandObject,
+    pool: asyncpg.Pool,
+    config: Config,
+    bot: Bot,
+    texts: Texts,
+) -> None:
     """Welcome and the main menu. Whatever the user was in the middle of (an amount to type, a username to
     enter) is left behind. A referral payload binds a new user to the link's owner (a no-op otherwise);
     any other payload is ignored."""

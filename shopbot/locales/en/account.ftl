@@ -1,5 +1,5 @@
 # The account flows: balance, top-up, history, language, help.
-# Variables keep to the names every text is checked with (tests/test_locales.py): $amount and
+# Variables keep to the names every text is checked with (tests/bot/test_locales.py): $amount and
 # $balance are money already formatted ("15.00 USD"), $count a number, $id an invoice or order
 # number, $what a description already formatted, $name the support contact.
 

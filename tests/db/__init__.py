@@ -1,0 +1,1 @@
+"""Tests of the database layer: migrations, the SQL files, the embedded server."""

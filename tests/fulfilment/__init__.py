@@ -1,0 +1,1 @@
+"""Tests of fulfilment: orders paid on Fragment, costs, prices and promo codes."""

@@ -1,0 +1,1 @@
+"""Tests of the guards: circuit breakers, the cache."""

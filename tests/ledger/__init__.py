@@ -1,0 +1,1 @@
+"""Tests of the ledger: money moves once, by key, never below zero."""

@@ -1,0 +1,1 @@
+"""Tests of payments: Heleket's client, webhooks, top-ups and settlement."""
