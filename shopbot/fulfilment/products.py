@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from shopbot.config.schema import ShopConfig
-from shopbot.errors import ShopbotError
+from shopbot.errors import Refused
 from shopbot.fulfilment.fragment import BadRecipient, FragmentFailure, normalize_username
 from shopbot.fulfilment.orders import DiscountGone, Order, Orders
 from shopbot.fulfilment.promo import Discount, best_discount
@@ -15,16 +15,6 @@ from shopbot.ledger import InsufficientFunds, Ledger
 
 PRODUCTS = ("stars", "premium")
 PREMIUM_MONTHS = (3, 6, 12)
-
-
-class OrderRefused(ShopbotError):
-    """The order cannot be placed as asked; `reason` is stable, the message is for the user.
-    `shortfall` is set when the balance does not cover the price."""
-
-    def __init__(self, reason: str, message: str, shortfall: Decimal | None = None) -> None:
-        self.reason = reason
-        self.shortfall = shortfall
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,37 +63,35 @@ class Shopfront:
         self.prices = prices
 
     def price(self, product: str, quantity: int) -> Decimal:
-        """The price in the shop currency; raises OrderRefused for what the shop does not sell."""
+        """The price in the shop currency; raises Refused for what the shop does not sell."""
         if product == "stars":
             if not self.config.min_stars <= quantity <= self.config.max_stars:
-                raise OrderRefused(
+                raise Refused(
                     "bad_quantity", f"Stars come in {self.config.min_stars} to {self.config.max_stars} per order"
                 )
             return (self.prices.star_price * quantity).quantize(Decimal("0.01"))
         if product == "premium":
             if quantity not in PREMIUM_MONTHS:
-                raise OrderRefused("bad_quantity", "Premium is sold for 3, 6 or 12 months")
+                raise Refused("bad_quantity", "Premium is sold for 3, 6 or 12 months")
             return self.prices.premium[str(quantity)]
-        raise OrderRefused("bad_product", f"the shop sells {' and '.join(PRODUCTS)}")
+        raise Refused("bad_product", f"the shop sells {' and '.join(PRODUCTS)}")
 
     async def quote(self, product: str, quantity: int, username: str, *, user_id: int | None = None) -> Quote:
         """Price the order and look the recipient up on Fragment before any money is touched. `user_id` is
         the buyer: one lookup each at a time."""
         price = self.price(product, quantity)
         if self.lookups is None:
-            raise OrderRefused("not_configured", "this shop is not selling yet")
+            raise Refused("not_configured", "this shop is not selling yet")
         try:
             recipient = await self.lookups.user_info(normalize_username(username), user_id=user_id)
         except BadRecipient as exc:
-            raise OrderRefused("bad_username", str(exc)) from None
+            raise Refused("bad_username", str(exc)) from None
         except LookupBusy:
-            raise OrderRefused("busy", "Fragment is busy with other lookups; please try again in a moment") from None
+            raise Refused("busy", "Fragment is busy with other lookups; please try again in a moment") from None
         except FragmentFailure as exc:
-            raise OrderRefused("unavailable", "Fragment cannot be reached right now; please try again soon") from exc
+            raise Refused("unavailable", "Fragment cannot be reached right now; please try again soon") from exc
         if recipient is None:
-            raise OrderRefused(
-                "recipient_not_found", f"Fragment knows no Telegram user @{normalize_username(username)}"
-            )
+            raise Refused("recipient_not_found", f"Fragment knows no Telegram user @{normalize_username(username)}")
         # The buyer's best unspent promo discount comes off here; it is spent only when the order is placed.
         discount = await best_discount(self.orders.pool, user_id, price) if user_id is not None else None
         return Quote(
@@ -133,11 +121,11 @@ class Shopfront:
                 discount=quote.discount,
             )
         except DiscountGone:
-            raise OrderRefused("discount_gone", "your promo discount was used by another order") from None
+            raise Refused("discount_gone", "your promo discount was used by another order") from None
         except InsufficientFunds:
             available = (await self.ledger.balance(user_id)).available
             shortfall = quote.price - available
-            raise OrderRefused(
+            raise Refused(
                 "insufficient_funds",
                 f"your balance is {available:.2f} {quote.currency}; top up {shortfall:.2f} {quote.currency} more",
                 shortfall=shortfall,

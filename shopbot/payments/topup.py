@@ -26,7 +26,7 @@ import msgspec
 from shopbot.cache import Cache
 from shopbot.config.schema import Config
 from shopbot.db.queries import queries
-from shopbot.errors import ShopbotError
+from shopbot.errors import Refused
 from shopbot.payments.heleket import HeleketCircuitOpenError, HeleketClient, HeleketError, HeleketRateLimitedError
 from shopbot.payments.heleket_wire import CurrencyOption
 from shopbot.payments.lookup import PaymentLookup
@@ -35,14 +35,6 @@ from shopbot.payments.settle import Settlement
 log = logging.getLogger(__name__)
 LIMITS_CACHE_SECONDS = 600.0
 CENT = Decimal("0.01")
-
-
-class TopUpRefused(ShopbotError):
-    """The top-up cannot be made as asked; `reason` is stable, the message is for people."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +47,7 @@ class TopUpInvoice:
     expires_at: datetime | None
 
 
-class TooManyOpenInvoices(TopUpRefused):
+class TooManyOpenInvoices(Refused):
     """The user already has `[shop] max_open_invoices` invoices that can be paid; `open` lists them, the
     first to expire first."""
 
@@ -152,15 +144,15 @@ class TopUps:
         return None
 
     async def create(self, user_id: int, amount: Decimal) -> TopUpInvoice:
-        """A payable invoice for `amount` in the shop currency, or TopUpRefused saying why not."""
+        """A payable invoice for `amount` in the shop currency, or Refused saying why not."""
         if self.client is None or not self.config.web.public_url:
-            raise TopUpRefused("not_configured", "top-ups are not set up on this shop yet")
+            raise Refused("not_configured", "top-ups are not set up on this shop yet")
         amount = amount.quantize(CENT)
         limits = await self.limits()
         if amount < limits.minimum:
-            raise TopUpRefused("too_small", f"the smallest top-up is {limits.minimum} {self.config.shop.currency}")
+            raise Refused("too_small", f"the smallest top-up is {limits.minimum} {self.config.shop.currency}")
         if amount > limits.maximum:
-            raise TopUpRefused("too_large", f"the largest top-up is {limits.maximum} {self.config.shop.currency}")
+            raise Refused("too_large", f"the largest top-up is {limits.maximum} {self.config.shop.currency}")
         heleket = self.config.heleket
         row = await self._open_invoice(user_id, amount)
         try:
@@ -177,7 +169,7 @@ class TopUps:
             # closed now instead of waiting for the reconciler to give up on it.
             if not exc.temporary or isinstance(exc, (HeleketCircuitOpenError, HeleketRateLimitedError)):
                 await queries.invoices.mark_invoice_failed(self.pool, row["id"], str(exc))
-            raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
+            raise Refused("unavailable", "the payment service is unavailable right now; try again soon") from exc
         expires = datetime.fromtimestamp(invoice.expired_at, UTC) if invoice.expired_at else None
         stored = await queries.invoices.record_heleket_invoice(
             self.pool, row["id"], invoice.uuid, invoice.url, invoice.status, expires
@@ -224,7 +216,7 @@ class TopUps:
             if asked:
                 await queries.invoices.stamp_invoice_checked(self.pool, invoice_id)
         except HeleketError as exc:
-            raise TopUpRefused("unavailable", "the payment service is unavailable right now; try again soon") from exc
+            raise Refused("unavailable", "the payment service is unavailable right now; try again soon") from exc
         await self.settlement.apply(info, source="reconciler", payload=msgspec.to_builtins(info))
         refreshed = await queries.invoices.invoice_by_id(self.pool, invoice_id)
         return str(refreshed["status"]) if refreshed else None

@@ -25,7 +25,7 @@ from shopbot.config.schema import Config
 from shopbot.db.queries import queries
 from shopbot.ledger.book import Ledger
 from shopbot.ledger.model import MovementType
-from shopbot.web.api_auth import MAX_USER_ID, Grant, Refused, bearer_token, check_token, secret_problem
+from shopbot.web.api_auth import MAX_USER_ID, AccessDenied, Grant, bearer_token, check_token, secret_problem
 
 log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 20
@@ -78,7 +78,7 @@ def _json(body: object, status: int = 200, headers: dict[str, str] | None = None
     return Response(_encoder.encode(body), status_code=status, media_type="application/json", headers=headers)
 
 
-def _refusal(refused: Refused) -> Response:
+def _refusal(refused: AccessDenied) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="shopbot"'} if refused.status == 401 else None
     return _json({"error": refused.reason}, refused.status, headers)
 
@@ -87,7 +87,7 @@ def _answering(handler: Handler) -> Handler:
     async def answer(request: Request) -> Response:
         try:
             return await handler(request)
-        except Refused as refused:
+        except AccessDenied as refused:
             return _refusal(refused)
         except BadQuery as bad:
             return _json({"error": f"invalid {bad.field}: {bad.detail}", "field": bad.field}, 422)
@@ -151,7 +151,7 @@ def api_routes(config: Config, pool: asyncpg.Pool, ledger: Ledger) -> list[Route
         log.warning("%s; the REST API answers 401 to every request", reason)
 
         async def on_api_off(_: Request) -> Response:
-            return _refusal(Refused(401, reason))
+            return _refusal(AccessDenied(401, reason))
 
         return [Route("/api/v1/{rest:path}", on_api_off)]
 

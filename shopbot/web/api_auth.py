@@ -20,7 +20,7 @@ MAX_USER_ID = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
-class Refused(Exception):
+class AccessDenied(Exception):
     """A request the API will not serve: 401 (who are you?) or 403 (not for you)."""
 
     def __init__(self, status: int, reason: str) -> None:
@@ -38,11 +38,11 @@ class Grant:
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
-            raise Refused(403, f"the token lacks the {scope} scope")
+            raise AccessDenied(403, f"the token lacks the {scope} scope")
 
     def require_user(self, user_id: int) -> None:
         if self.user_id is not None and self.user_id != user_id:
-            raise Refused(403, "the token may only read its own user's data")
+            raise AccessDenied(403, "the token may only read its own user's data")
 
 
 def secret_problem(secret: str) -> str | None:
@@ -76,37 +76,37 @@ def mint_token(secret: str, *, scopes: list[str], user_id: int | None, ttl_secon
 def bearer_token(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer …` header."""
     if not authorization:
-        raise Refused(401, "missing bearer token: send 'Authorization: Bearer <token>'")
+        raise AccessDenied(401, "missing bearer token: send 'Authorization: Bearer <token>'")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Refused(401, "the Authorization header is not 'Bearer <token>'")
+        raise AccessDenied(401, "the Authorization header is not 'Bearer <token>'")
     return token
 
 
 def check_token(token: str, secret: str) -> Grant:
-    """The grant of a valid token; `Refused(401)` naming what is wrong with any other."""
+    """The grant of a valid token; `AccessDenied(401)` naming what is wrong with any other."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"]})
     except jwt.ExpiredSignatureError:
-        raise Refused(401, "the token has expired") from None
+        raise AccessDenied(401, "the token has expired") from None
     except jwt.MissingRequiredClaimError as exc:
-        raise Refused(401, f"the token has no {exc.claim} claim") from None
+        raise AccessDenied(401, f"the token has no {exc.claim} claim") from None
     except jwt.InvalidAlgorithmError:
-        raise Refused(401, f"the token is not signed with {ALGORITHM}") from None
+        raise AccessDenied(401, f"the token is not signed with {ALGORITHM}") from None
     except jwt.InvalidSignatureError:
-        raise Refused(401, "the token's signature does not verify") from None
+        raise AccessDenied(401, "the token's signature does not verify") from None
     except jwt.DecodeError:
-        raise Refused(401, "the token is malformed") from None
+        raise AccessDenied(401, "the token is malformed") from None
     except jwt.InvalidTokenError as exc:
-        raise Refused(401, f"the token is not valid: {type(exc).__name__}") from None
+        raise AccessDenied(401, f"the token is not valid: {type(exc).__name__}") from None
     return Grant(_scopes(claims), _user(claims))
 
 
 def _scopes(claims: dict[str, object]) -> frozenset[str]:
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
-        raise Refused(401, "the token's scope claim is not a string")
+        raise AccessDenied(401, "the token's scope claim is not a string")
     return frozenset(scope.split())
 
 
@@ -115,13 +115,13 @@ def _user(claims: dict[str, object]) -> int | None:
     sub = claims.get("sub")
     if sub is not None:
         if not isinstance(sub, str) or not _DIGITS.fullmatch(sub) or not 0 < int(sub) <= MAX_USER_ID:
-            raise Refused(401, "the token's sub claim is not a user id")
+            raise AccessDenied(401, "the token's sub claim is not a user id")
         found.add(int(sub))
     user_id = claims.get("user_id")
     if user_id is not None:
         if type(user_id) is not int or not 0 < user_id <= MAX_USER_ID:
-            raise Refused(401, "the token's user_id claim is not a user id")
+            raise AccessDenied(401, "the token's user_id claim is not a user id")
         found.add(user_id)
     if len(found) > 1:
-        raise Refused(401, "the token's sub and user_id claims disagree")
+        raise AccessDenied(401, "the token's sub and user_id claims disagree")
     return found.pop() if found else None

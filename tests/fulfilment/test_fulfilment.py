@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from shopbot.config.schema import CircuitBreakerConfig
-from shopbot.fulfilment.products import OrderRefused
+from shopbot.errors import Refused
 from shopbot.fulfilment.wallet import WalletWatch
 from shopbot.ledger.verify import verify_ledger
 from shopbot.sandbox.fragment import FragmentEmulator
@@ -61,9 +61,9 @@ async def test_premium_end_to_end(shop: ShopUnderTest) -> None:
 
 async def test_an_unknown_recipient_is_refused_before_any_money_is_held(shop: ShopUnderTest) -> None:
     buyer = await funded_buyer(shop, 503, "10")
-    with pytest.raises(OrderRefused, match="knows no Telegram user @nobody_here"):
+    with pytest.raises(Refused, match="knows no Telegram user @nobody_here"):
         await shop.shop.fulfilment.shopfront.quote("stars", 50, "@nobody_here")
-    with pytest.raises(OrderRefused, match="5 to 32"):
+    with pytest.raises(Refused, match="5 to 32"):
         await shop.shop.fulfilment.shopfront.quote("stars", 50, "@abc")
     assert (await shop.shop.ledger.balance(buyer)).available == D("10")
 

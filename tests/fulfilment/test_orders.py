@@ -9,9 +9,10 @@ import asyncpg
 import pytest
 
 from shopbot.config.schema import ShopConfig
+from shopbot.errors import Refused
 from shopbot.fulfilment.fragment import BadRecipient, normalize_username
 from shopbot.fulfilment.orders import AlreadyPlaced, Orders
-from shopbot.fulfilment.products import OrderRefused, Quote, Shopfront
+from shopbot.fulfilment.products import Quote, Shopfront
 from shopbot.ledger import Ledger, MovementType, SystemAccount
 from shopbot.ledger.verify import verify_ledger
 from tests.ledger.helpers import make_user
@@ -61,7 +62,7 @@ async def test_prices_and_limits(shopfront: Shopfront) -> None:
     assert shopfront.price("stars", 1234) == D("24.68")
     assert shopfront.price("premium", 6) == D("19.99")
     for product, quantity in (("stars", 49), ("stars", 1_000_001), ("premium", 1), ("ton", 5)):
-        with pytest.raises(OrderRefused):
+        with pytest.raises(Refused):
             shopfront.price(product, quantity)
 
 
@@ -80,7 +81,7 @@ async def test_not_enough_balance_names_the_shortfall_and_leaves_no_order(
     shopfront: Shopfront, ledger: Ledger, pool: asyncpg.Pool
 ) -> None:
     user = await funded_user(pool, ledger, 2, "1.50")
-    with pytest.raises(OrderRefused) as refused:
+    with pytest.raises(Refused) as refused:
         await shopfront.place(user, Quote("stars", 100, "durov", "Pavel", D("2.00"), "USD"))
     assert refused.value.reason == "insufficient_funds" and refused.value.shortfall == D("0.50")
     assert "top up 0.50 USD more" in str(refused.value)

@@ -17,8 +17,9 @@ from shopbot.bot.admin.callbacks import AdminMenu, PromoAction
 from shopbot.bot.callbacks import Menu
 from shopbot.config.schema import ShopConfig
 from shopbot.db.queries import queries
+from shopbot.errors import Refused
 from shopbot.fulfilment.orders import Orders
-from shopbot.fulfilment.products import OrderRefused, Quote, Shopfront
+from shopbot.fulfilment.products import Quote, Shopfront
 from shopbot.fulfilment.promo import PromoRefused, apply_discount, best_discount, redeem
 from shopbot.ledger import Balance, Ledger, MovementType, SystemAccount
 from shopbot.ledger.verify import verify_ledger
@@ -364,7 +365,7 @@ async def test_one_discount_serves_one_order_even_when_two_quotes_show_it(pool: 
     assert [q.price for q in quotes] == [D("1.50"), D("3.00")]
     order = await shopfront.place(707, quotes[1])
     assert (order.price, order.quantity) == (D("3.00"), 200)
-    with pytest.raises(OrderRefused, match="promo discount was used") as refused:
+    with pytest.raises(Refused, match="promo discount was used") as refused:
         await shopfront.place(707, quotes[0])
     assert refused.value.reason == "discount_gone"
     assert await ledger.balance(707) == Balance(D("7.00"), D("3.00"))  # only the one order is held

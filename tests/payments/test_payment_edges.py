@@ -8,8 +8,8 @@ from decimal import Decimal
 import anyio
 
 from shopbot.config.schema import CircuitBreakerConfig, RateLimitConfig
+from shopbot.errors import Refused
 from shopbot.ledger.verify import verify_ledger
-from shopbot.payments.topup import TopUpRefused
 from tests.bot.test_bot_account import Customer
 from tests.ledger.helpers import make_user
 from tests.payments.helpers import signed, webhook_payload
@@ -170,7 +170,7 @@ async def test_heleket_429s_pause_calls_and_do_not_open_its_circuit(database_url
         for _ in range(4):
             try:
                 await shop.shop.topups.create(user, D("7"))
-            except TopUpRefused as refused:
+            except Refused as refused:
                 assert refused.reason == "unavailable"
         # The reconciler stops its pass at the first 429 rather than asking about every invoice.
         asked = requests_to(shop, INFO)

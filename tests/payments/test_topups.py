@@ -8,8 +8,8 @@ import anyio
 import pytest
 
 from shopbot.db.queries import queries
+from shopbot.errors import Refused
 from shopbot.ledger.verify import verify_ledger
-from shopbot.payments.topup import TopUpRefused
 from tests.ledger.helpers import make_user
 from tests.payments.helpers import signed, webhook_payload
 from tests.shop_harness import running_shop
@@ -102,7 +102,7 @@ async def test_an_interrupted_create_is_finished_by_the_reconciler(database_url:
         # Heleket makes the invoice but every answer is lost: the client gives up, our row stays 'creating'.
         for _ in range(4):
             shop.heleket.fail_next("/v1/payment", status=502, after_processing=True)
-        with pytest.raises(TopUpRefused, match="unavailable"):
+        with pytest.raises(Refused, match="unavailable"):
             await shop.shop.topups.create(user, D("5"))
         row = (await shop.shop.pool.fetch("SELECT order_id, status, uuid FROM invoices"))[0]
         assert (row["status"], row["uuid"]) == ("creating", None)
@@ -116,7 +116,7 @@ async def test_an_interrupted_create_is_finished_by_the_reconciler(database_url:
 async def test_top_up_amounts_outside_the_limits_are_refused(database_url: str, amount: Decimal, reason: str) -> None:
     async with running_shop(database_url, heleket=True) as shop:
         user = await make_user(shop.shop.pool, 48)
-        with pytest.raises(TopUpRefused) as refused:
+        with pytest.raises(Refused) as refused:
             await shop.shop.topups.create(user, amount)
         assert refused.value.reason == reason
         assert await shop.shop.pool.fetchval("SELECT count(*) FROM invoices") == 0
@@ -125,7 +125,7 @@ async def test_top_up_amounts_outside_the_limits_are_refused(database_url: str, 
 async def test_a_shop_without_heleket_refuses_top_ups_clearly(database_url: str) -> None:
     async with running_shop(database_url) as shop:
         user = await make_user(shop.shop.pool, 49)
-        with pytest.raises(TopUpRefused, match="not set up"):
+        with pytest.raises(Refused, match="not set up"):
             await shop.shop.topups.create(user, D("5"))
         response = await shop.http.post("/webhook/heleket", content=signed(webhook_payload("x", "y", "1")))
         assert response.status_code == 503

@@ -38,9 +38,10 @@ from shopbot.bot.notices import what_was_bought
 from shopbot.bot.screens import show
 from shopbot.bot.storage import FailoverStorage
 from shopbot.config.schema import Config
+from shopbot.errors import Refused
 from shopbot.fulfilment.fragment import BadRecipient, normalize_username
 from shopbot.fulfilment.orders import AlreadyPlaced
-from shopbot.fulfilment.products import OrderRefused, Quote, Shopfront
+from shopbot.fulfilment.products import Quote, Shopfront
 from shopbot.fulfilment.promo import Discount
 from shopbot.ledger import Ledger
 from shopbot.locales import Markup, Translator
@@ -245,7 +246,7 @@ async def offer(
     screen = await progress(event, t("purchase-looking-up", recipient=username), callback_answer)
     try:
         quote = await shopfront.quote(product, quantity, username, user_id=event.from_user.id)
-    except OrderRefused as refused:
+    except Refused as refused:
         key = REFUSAL_TEXTS.get(refused.reason, "purchase-bad-quantity")
         text = t(key, recipient=username, typed=username)
         if refused.reason in ASK_AGAIN:
@@ -445,7 +446,7 @@ async def on_confirm_button(
     except AlreadyPlaced:
         callback_answer.text, callback_answer.show_alert = t("purchase-already-ordered"), True
         return
-    except OrderRefused as refused:
+    except Refused as refused:
         if refused.reason == "discount_gone":  # spent by another order meanwhile: quoted again without it
             await offer(
                 query,

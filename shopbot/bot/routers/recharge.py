@@ -25,9 +25,10 @@ from shopbot.bot.keyboards import button, main_menu
 from shopbot.bot.limits import PAYMENT
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
+from shopbot.errors import Refused
 from shopbot.locales import Translator
 from shopbot.money import format_money
-from shopbot.payments.topup import TooManyOpenInvoices, TopUpInvoice, TopUpRefused, TopUps
+from shopbot.payments.topup import TooManyOpenInvoices, TopUpInvoice, TopUps
 
 CENT = Decimal("0.01")
 MAX_INVOICE_ID = 2**63 - 1
@@ -153,7 +154,7 @@ def invoice_screen(t: Translator, invoice: TopUpInvoice) -> tuple[str, InlineKey
     return (f"{text}\n\n{expiry}" if expiry else text), markup
 
 
-async def refusal_text(t: Translator, topups: TopUps, config: Config, refused: TopUpRefused) -> str:
+async def refusal_text(t: Translator, topups: TopUps, config: Config, refused: Refused) -> str:
     if refused.reason in ("too_small", "too_large"):
         limits = await topups.limits()
         limit = limits.minimum if refused.reason == "too_small" else limits.maximum
@@ -212,7 +213,7 @@ async def top_up(
         assert isinstance(amount, Decimal)
         try:
             invoice = await topups.create(event.from_user.id, amount)
-        except TopUpRefused as refused:
+        except Refused as refused:
             problem = await refusal_text(t, topups, config, refused)
             if refused.reason not in ("too_small", "too_large"):  # another amount would not help
                 await state.clear()
@@ -280,7 +281,7 @@ async def on_check_payment(
     invoice_id = callback_data.invoice
     try:
         status = await topups.check(query.from_user.id, invoice_id) if 0 < invoice_id <= MAX_INVOICE_ID else None
-    except TopUpRefused:
+    except Refused:
         callback_answer.text = t("recharge-unavailable")
         return
     if status is None:
