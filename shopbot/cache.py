@@ -5,7 +5,8 @@ that no longer decodes, say after an upgrade, is a miss). Each kind lives `[cach
 Nothing here decides about money: a balance is never cached, and a payment answer only saves asking
 Heleket again; what is credited is decided in PostgreSQL.
 
-Redis going away and coming back (decided once in `RedisLink`):
+Redis going away and coming back (decided once in `RedisLink`; the way back, `Failover`, is the one the
+bot's sessions use too):
 - While Redis is away, entries live in a bounded in-process LRU, for at most `FALLBACK_TTL` seconds:
   other instances cannot tell this one about their invalidations then, so a profile changed through
   another instance is stale for at most that long.
@@ -21,8 +22,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -85,19 +86,19 @@ class LocalEntries(Generic[K, V]):
         self._entries.clear()
 
 
-class Touched:
-    """Keys changed in-process while Redis was away, to set right in Redis when it is back (bounded:
-    past `limit` keys, `overflowed` says to drop everything under the prefix instead)."""
+class OutageChanges(Generic[K]):
+    """The keys changed in-process while Redis was away: what Redis must be told when it is back. Bounded:
+    past `limit` keys it keeps only `overflowed`, and everything under the prefix is dropped instead."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.keys: set[Any] = set()
+        self.keys: set[K] = set()
         self.overflowed = False
 
     def __bool__(self) -> bool:
         return self.overflowed or bool(self.keys)
 
-    def add(self, key: Any) -> None:
+    def add(self, key: K) -> None:
         if self.overflowed:
             return
         self.keys.add(key)
@@ -105,10 +106,71 @@ class Touched:
             self.keys.clear()
             self.overflowed = True
 
-    def done(self, keys: set[Any], overflowed: bool) -> None:
+    def done(self, keys: set[K], overflowed: bool) -> None:
+        """Forget what was carried over (keys changed while it was being carried stay for the next time)."""
         self.keys.difference_update(keys)
         if overflowed:
             self.overflowed = False
+
+
+class Forgettable(Protocol):
+    """In-process entries a `Failover` drops once Redis has caught up (a `LocalEntries`)."""
+
+    max_entries: int
+
+    def clear(self) -> None: ...
+
+
+class Failover(Generic[K]):
+    """Redis when it answers, bounded in-process `local` entries when it does not, and the one way back,
+    shared by the cache and the bot's sessions: before Redis answers this instance again, `carry_over`
+    tells Redis about every key changed here meanwhile (past the bound, everything under `prefix` is
+    deleted instead), the local entries are dropped, and `report` hears how many keys went over (None:
+    too many, all dropped)."""
+
+    def __init__(
+        self,
+        link: RedisLink,
+        local: Forgettable,
+        *,
+        prefix: str,
+        carry_over: Callable[[Redis, set[K]], Awaitable[None]],
+        report: Callable[[int | None], None],
+    ) -> None:
+        self.link = link
+        self.local = local
+        self.prefix = prefix
+        self.carry_over = carry_over
+        self.report = report
+        self.changes: OutageChanges[K] = OutageChanges(local.max_entries)
+
+    async def call(self, shared: Callable[[Redis], Awaitable[T]], local: Callable[[], T]) -> T:
+        """`shared(redis)`, once Redis has caught up with the outage, when Redis answers; else `local()`."""
+
+        async def caught_up(redis: Redis) -> T:
+            await self.catch_up(redis)
+            return await shared(redis)
+
+        return await self.link.call(caught_up, local)
+
+    def changed_here(self, key: K) -> None:
+        """Note a change made in-process; with Redis configured (and so away) Redis must hear of it later."""
+        if self.link.shared:
+            self.changes.add(key)
+
+    async def catch_up(self, redis: Redis) -> None:
+        """Back from an outage: carry the keys changed here meanwhile over to Redis, then drop the local entries."""
+        changes = self.changes
+        if not changes:
+            return
+        keys, overflowed = set(changes.keys), changes.overflowed
+        if overflowed:
+            await delete_prefix(redis, self.prefix)
+        else:
+            await self.carry_over(redis, keys)
+        changes.done(keys, overflowed)
+        self.local.clear()
+        self.report(None if overflowed else len(keys))
 
 
 async def delete_prefix(redis: Redis, prefix: str) -> None:
@@ -121,6 +183,16 @@ async def delete_prefix(redis: Redis, prefix: str) -> None:
             batch.clear()
     if batch:
         await redis.delete(*batch)
+
+
+async def _drop(redis: Redis, names: set[str]) -> None:
+    """The cache's way back from an outage: entries changed here meanwhile are deleted from Redis (the next
+    read asks the source), so a forget made during the outage is not undone by an older entry."""
+    await redis.delete(*names)
+
+
+def _report_dropped(count: int | None) -> None:
+    log.info("cache: %s entries changed during the Redis outage dropped from Redis", "all" if count is None else count)
 
 
 class Cache:
@@ -144,7 +216,7 @@ class Cache:
             "payment": config.payment_ttl,
         }
         self.local: LocalEntries[str, bytes] = LocalEntries(max_entries, clock)
-        self._touched = Touched(max_entries)
+        self.failover = Failover(self.link, self.local, prefix=PREFIX, carry_over=_drop, report=_report_dropped)
         self._decoders: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
         if metrics is not None:  # exported at 0 from the start, so a dashboard has a series to show
             for kind in ("user", "payment"):
@@ -161,10 +233,10 @@ class Cache:
         name = f"{PREFIX}{kind}:{key}"
 
         async def shared(redis: Redis) -> bytes | None:
-            await self._set_right(redis)
-            return await redis.get(name)
+            raw = await redis.get(name)
+            return raw if isinstance(raw, bytes) else None  # the shop's client never decodes: bytes or nothing
 
-        raw = await self.link.call(shared, lambda: self.local.get(name))
+        raw = await self.failover.call(shared, lambda: self.local.get(name))
         value = None if raw is None else self._decode(raw, type)
         if self.metrics is not None:
             (self.metrics.cache_misses if value is None else self.metrics.cache_hits).labels(kind).inc()
@@ -175,48 +247,27 @@ class Cache:
         name, raw, ttl = f"{PREFIX}{kind}:{key}", _encode(value), self.ttls[kind]
 
         async def shared(redis: Redis) -> None:
-            await self._set_right(redis)
             await redis.set(name, raw, ex=ttl)
 
         def local() -> None:
-            if self.link.shared:  # Redis is away: keep it short, and set Redis right when it is back
-                self._touched.add(name)
-                self.local.put(name, raw, min(ttl, FALLBACK_TTL))
-            else:
-                self.local.put(name, raw, ttl)
+            self.failover.changed_here(name)
+            # With Redis configured it is away: keep the entry short (other instances' forgets go unheard).
+            self.local.put(name, raw, min(ttl, FALLBACK_TTL) if self.link.shared else ttl)
 
-        await self.link.call(shared, local)
+        await self.failover.call(shared, local)
 
     async def forget(self, kind: Kind, key: str | int) -> None:
         """Drop the entry (call it after the source changed), on every instance sharing Redis."""
         name = f"{PREFIX}{kind}:{key}"
 
         async def shared(redis: Redis) -> None:
-            await self._set_right(redis)
             await redis.delete(name)
 
         def local() -> None:
-            if self.link.shared:
-                self._touched.add(name)
+            self.failover.changed_here(name)
             self.local.pop(name)
 
-        await self.link.call(shared, local)
-
-    async def _set_right(self, redis: Redis) -> None:
-        """After an outage: delete from Redis what changed here meanwhile, then forget the local entries."""
-        touched = self._touched
-        if not touched:
-            return
-        keys, overflowed = set(touched.keys), touched.overflowed
-        if overflowed:
-            await delete_prefix(redis, PREFIX)
-        elif keys:
-            await redis.delete(*keys)
-        touched.done(keys, overflowed)
-        self.local.clear()
-        log.info(
-            "cache: %s entries changed during the Redis outage dropped from Redis", "all" if overflowed else len(keys)
-        )
+        await self.failover.call(shared, local)
 
     def _decode(self, raw: bytes, type: type[T]) -> T | None:
         decoder = self._decoders.get(type)

@@ -6,26 +6,33 @@ takes over with what it has (nothing of the sessions kept in Redis): a user in t
 gets the answer a user with no flow gets, and can start again. When Redis is back, every session this
 instance changed meanwhile is written to Redis as it stands here (or deleted there, if it ended here),
 before Redis answers this instance again, so a flow started during the outage goes on and one left
-during it does not come back from Redis.
+during it does not come back from Redis (the cache's `Failover`, with the sessions' own way to carry over).
+
+`claim_once` gives one caller a name in whichever FSM storage the dispatcher was built with (a purchase's
+Confirm is honoured once with it).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, StateType, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 
-from shopbot.cache import DEFAULT_MAX_ENTRIES, LocalEntries, Touched, delete_prefix
+from shopbot.cache import DEFAULT_MAX_ENTRIES, Failover, LocalEntries
 from shopbot.guard.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
+Part = Literal["state", "data"]  # what a session holds; one Redis key and one in-process entry each
+PARTS: tuple[Part, ...] = ("state", "data")
 PREFIX = "fsm"  # aiogram's DefaultKeyBuilder prefix: sessions written by RedisStorage before stay readable
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder(dict[str, Any]).decode
@@ -46,8 +53,10 @@ class FailoverStorage(BaseStorage):
         self.ttl = ttl
         self.key_builder = DefaultKeyBuilder(prefix=PREFIX)
         # One in-process entry per session part: (key, "state") -> state, (key, "data") -> JSON.
-        self.local: LocalEntries[tuple[StorageKey, str], str | bytes] = LocalEntries(max_entries, clock)
-        self._touched = Touched(max_entries)
+        self.local: LocalEntries[tuple[StorageKey, Part], str | bytes] = LocalEntries(max_entries, clock)
+        self.failover = Failover(
+            link, self.local, prefix=PREFIX + ":", carry_over=self._carry_over, report=_report_carried_over
+        )
         self._claims: LocalEntries[str, bool] = LocalEntries(max_entries, clock)
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
@@ -79,16 +88,15 @@ class FailoverStorage(BaseStorage):
     async def close(self) -> None:
         """Nothing to close: the Redis client belongs to the shop, which closes it."""
 
-    async def _read(self, key: StorageKey, part: str) -> str | bytes | None:
+    async def _read(self, key: StorageKey, part: Part) -> str | bytes | None:
         async def shared(redis: Redis) -> str | bytes | None:
-            await self._set_right(redis)
-            return await redis.get(self.key_builder.build(key, part))  # type: ignore[no-any-return]
+            value: str | bytes | None = await redis.get(self.key_builder.build(key, part))
+            return value
 
-        return await self.link.call(shared, lambda: self.local.get((key, part)))
+        return await self.failover.call(shared, lambda: self.local.get((key, part)))
 
-    async def _write(self, key: StorageKey, part: str, value: str | bytes | None) -> None:
+    async def _write(self, key: StorageKey, part: Part, value: str | bytes | None) -> None:
         async def shared(redis: Redis) -> None:
-            await self._set_right(redis)
             name = self.key_builder.build(key, part)
             if value is None:
                 await redis.delete(name)
@@ -96,36 +104,52 @@ class FailoverStorage(BaseStorage):
                 await redis.set(name, value, ex=self.ttl)
 
         def local() -> None:
-            if self.link.shared:
-                self._touched.add(key)
+            self.failover.changed_here(key)
             if value is None:
                 self.local.pop((key, part))
             else:
                 self.local.put((key, part), value, self.ttl)
 
-        await self.link.call(shared, local)
+        await self.failover.call(shared, local)
 
-    async def _set_right(self, redis: Redis) -> None:
-        """Back from an outage: the sessions changed here meanwhile go to Redis as they stand here."""
-        touched = self._touched
-        if not touched:
-            return
-        keys, overflowed = set(touched.keys), touched.overflowed
-        if overflowed:  # too many to carry over: every session starts afresh rather than resuming a stale one
-            await delete_prefix(redis, PREFIX + ":")
-        else:
-            async with redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    for part in ("state", "data"):
-                        name, value = self.key_builder.build(key, part), self.local.get((key, part))
-                        if value is None:
-                            pipe.delete(name)
-                        else:
-                            pipe.set(name, value, ex=self.ttl)
-                await pipe.execute()
-        touched.done(keys, overflowed)
-        self.local.clear()
-        log.info(
-            "sessions: %s changed during the Redis outage carried over to Redis",
-            "none (too many)" if overflowed else len(keys),
-        )
+    async def _carry_over(self, redis: Redis, keys: set[StorageKey]) -> None:
+        """The sessions' way back from an outage: those changed here meanwhile go to Redis as they stand here
+        (or are deleted there, if they ended here)."""
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                for part in PARTS:
+                    name, value = self.key_builder.build(key, part), self.local.get((key, part))
+                    if value is None:
+                        pipe.delete(name)
+                    else:
+                        pipe.set(name, value, ex=self.ttl)
+            await pipe.execute()
+
+
+def _report_carried_over(count: int | None) -> None:
+    # Too many to carry over: every session starts afresh rather than resuming a stale one.
+    log.info(
+        "sessions: %s changed during the Redis outage carried over to Redis",
+        "none (too many)" if count is None else count,
+    )
+
+
+# Claims made with an FSM storage that is not shared (aiogram's in-memory one: a single process).
+_process_claims: LocalEntries[str, bool] = LocalEntries()
+
+
+@functools.singledispatch
+async def claim_once(storage: BaseStorage, name: str, ttl: int) -> bool:
+    """True for exactly one caller per `name` within `ttl` seconds, across every instance sharing the FSM
+    `storage`. One atomic step in that storage: here, in-memory FSM, a check-and-add with no await between."""
+    return _process_claims.add(name, True, ttl)
+
+
+@claim_once.register
+async def _claim_in_failover(storage: FailoverStorage, name: str, ttl: int) -> bool:
+    return await storage.claim(name, ttl)
+
+
+@claim_once.register
+async def _claim_in_redis(storage: RedisStorage, name: str, ttl: int) -> bool:
+    return bool(await storage.redis.set(name, 1, nx=True, ex=ttl))

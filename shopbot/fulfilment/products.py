@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from shopbot.config.schema import ShopConfig
 from shopbot.errors import Refused
@@ -17,10 +20,19 @@ PRODUCTS = ("stars", "premium")
 PREMIUM_MONTHS = (3, 6, 12)
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+# A quote from further in the future than clocks of instances may differ is not trusted.
+CLOCK_SKEW_SECONDS = 60.0
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Quote(msgspec.Struct, frozen=True):
     """A priced order for a recipient Fragment has confirmed: what the confirmation screen shows. With a
-    `discount`, `price` is what the user pays (its total) and `list_price` what it would have cost."""
+    `discount`, `price` is what the user pays (its total) and `list_price` what it would have cost.
+    `quoted_at` is the wall clock when it was made (the instance that reads it back may be another).
+    It keeps, in JSON, what a buyer's session keeps: `stored()` and `from_stored()`."""
 
     product: str
     quantity: int
@@ -29,10 +41,56 @@ class Quote:
     price: Decimal
     currency: str
     discount: Discount | None = None
+    quoted_at: float = msgspec.field(default_factory=_now)
 
     @property
     def list_price(self) -> Decimal:
         return self.price + self.discount.amount if self.discount is not None else self.price
+
+    def expired(self, quote_seconds: float) -> bool:
+        """Older than `quote_seconds`: it no longer holds its price. One from the future beyond a clock's
+        skew is not trusted either."""
+        age = time.time() - self.quoted_at
+        return age > quote_seconds or age < -CLOCK_SKEW_SECONDS
+
+    def short_by(self, shortfall: Decimal) -> Offer:
+        """This quote beside a balance `shortfall` short of its price (a refused order says by how much)."""
+        return Offer(self, self.price - shortfall)
+
+    def stored(self) -> object:
+        """The quote as JSON-ready builtins (amounts as strings: they stay exact)."""
+        return msgspec.to_builtins(self)
+
+    @classmethod
+    def from_stored(cls, stored: object) -> Quote | None:
+        """A quote `stored()` kept; None when it is not one (written by another version, say)."""
+        try:
+            return msgspec.convert(stored, cls)
+        except msgspec.ValidationError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A quote beside the buyer's available balance: the confirmation when the balance covers the price,
+    the shortfall when it does not."""
+
+    quote: Quote
+    available: Decimal
+
+    @property
+    def covered(self) -> bool:
+        return self.available >= self.quote.price
+
+    @property
+    def shortfall(self) -> Decimal:
+        """What the buyer must top up to buy it (zero when covered)."""
+        return max(self.quote.price - self.available, Decimal(0))
+
+    @property
+    def balance_after(self) -> Decimal:
+        """The available balance once the price is held."""
+        return self.available - self.quote.price
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +161,11 @@ class Shopfront:
             self.config.currency,
             discount,
         )
+
+    async def offer(self, product: str, quantity: int, username: str, *, user_id: int) -> Offer:
+        """The quote for the buyer `user_id` (see `quote`) beside their available balance."""
+        quote = await self.quote(product, quantity, username, user_id=user_id)
+        return Offer(quote, (await self.ledger.balance(user_id)).available)
 
     async def place(self, user_id: int, quote: Quote, confirmation: str | None = None) -> Order:
         """Hold the price and queue the order; the exact shortfall when the balance does not cover it.

@@ -21,12 +21,12 @@ from aiogram.types import Update as AiogramUpdate
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.dispatcher import BotServices, build_dispatcher
 from shopbot.bot.notices import what_was_bought
-from shopbot.bot.routers import purchase
 from shopbot.bot.routers.premium import Premium
 from shopbot.bot.routers.purchase import Cancel, ForWhom
 from shopbot.bot.routers.stars import Stars
 from shopbot.config.schema import PricingConfig, RedisConfig
 from shopbot.config.secret import Secret
+from shopbot.fulfilment import products
 from shopbot.fulfilment.orders import Order
 from shopbot.fulfilment.products import PriceList
 from shopbot.fulfilment.settings import ShopSettings
@@ -299,7 +299,7 @@ async def test_too_little_balance_shows_the_exact_shortfall_and_a_top_up_button(
 
 
 class QuoteClock:
-    """The purchase flow's wall clock, which a test moves forward instead of waiting."""
+    """The wall clock quotes are dated and aged by, which a test moves forward instead of waiting."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -313,7 +313,7 @@ async def test_a_quote_keeps_its_price_until_quote_seconds_then_confirm_quotes_a
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = QuoteClock()
-    monkeypatch.setattr(purchase, "time", clock)
+    monkeypatch.setattr(products, "time", clock)
     pricing = PricingConfig(quote_seconds=60)
     async with running_shop(database_url, fragment=fragment_emulator(), pricing=pricing) as shop:
         fund_wallet(shop)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import anyio
 import asyncpg
+import msgspec
 import pytest
 
-from shopbot.config.schema import ShopConfig
+from shopbot.config.schema import FragmentConfig, ShopConfig
 from shopbot.errors import Refused
-from shopbot.fulfilment.fragment import BadRecipient, normalize_username
+from shopbot.fulfilment.fragment import BadRecipient, Recipient, normalize_username
 from shopbot.fulfilment.orders import AlreadyPlaced, Orders
-from shopbot.fulfilment.products import Quote, Shopfront
+from shopbot.fulfilment.products import Offer, Quote, Shopfront
+from shopbot.fulfilment.promo import Discount
+from shopbot.fulfilment.recipients import RecipientLookups
 from shopbot.ledger import Ledger, MovementType, SystemAccount
 from shopbot.ledger.verify import verify_ledger
 from tests.ledger.helpers import make_user
@@ -44,7 +48,7 @@ async def funded_user(pool: asyncpg.Pool, ledger: Ledger, user_id: int, amount: 
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    ("text", "expected"),
     [("durov", "durov"), ("@durov", "durov"), ("https://t.me/durov", "durov"), ("  @Some_User_1 ", "Some_User_1")],
 )
 def test_usernames_the_library_accepts(text: str, expected: str) -> None:
@@ -132,3 +136,59 @@ async def test_one_confirmation_places_one_order_even_when_pressed_at_once(
     assert (await ledger.balance(user)).held == D("2.00")
     await shopfront.place(user, quote, confirmation="token-2")  # a new confirmation is a new order
     assert await pool.fetchval("SELECT count(*) FROM orders") == 2
+
+
+class EveryoneIsThere(RecipientLookups):
+    """Fragment as these tests need it: every username belongs to a user, named after it."""
+
+    def __init__(self) -> None:
+        super().__init__(FragmentConfig())
+
+    async def user_info(self, username: str, *, user_id: int | None = None) -> Recipient | None:
+        return Recipient(username, username.title())
+
+
+async def test_an_offer_says_whether_the_balance_covers_the_quote_and_by_how_much_not(
+    pool: asyncpg.Pool, ledger: Ledger
+) -> None:
+    shopfront = Shopfront(ShopConfig(star_price=D("0.02")), EveryoneIsThere(), Orders(pool, ledger), ledger)
+    rich, poor = await funded_user(pool, ledger, 11, "10"), await funded_user(pool, ledger, 12, "0.50")
+    covered = await shopfront.offer("stars", 100, "@durov", user_id=rich)
+    assert (covered.quote.recipient, covered.quote.recipient_name, covered.quote.price) == ("durov", "Durov", D("2.00"))
+    assert (covered.covered, covered.available, covered.balance_after, covered.shortfall) == (
+        True,
+        D("10"),
+        D("8.00"),
+        D("0"),
+    )
+    short = await shopfront.offer("stars", 100, "durov", user_id=poor)
+    assert (short.covered, short.available, short.shortfall) == (False, D("0.50"), D("1.50"))
+    assert [(await ledger.balance(user)).held for user in (rich, poor)] == [D("0"), D("0")]  # an offer holds nothing
+
+
+async def test_a_refused_order_gives_the_offer_with_its_shortfall(
+    shopfront: Shopfront, ledger: Ledger, pool: asyncpg.Pool
+) -> None:
+    user = await funded_user(pool, ledger, 13, "0.50")
+    quote = Quote("stars", 100, "durov", "Pavel", D("2.00"), "USD")
+    with pytest.raises(Refused) as refused:
+        await shopfront.place(user, quote)
+    assert refused.value.reason == "insufficient_funds" and refused.value.shortfall is not None
+    offer = quote.short_by(refused.value.shortfall)
+    assert offer == Offer(quote, D("0.50")) and (offer.covered, offer.shortfall) == (False, D("1.50"))
+
+
+def test_a_quote_is_stored_and_read_back_exactly() -> None:
+    discount = Discount(7, "SAVE10", D("10"), D("0.20"), D("1.80"))
+    quote = Quote("stars", 100, "durov", "Pavel", D("1.80"), "USD", discount)
+    assert Quote.from_stored(msgspec.json.decode(msgspec.json.encode(quote.stored()))) == quote
+    assert quote.list_price == D("2.00")
+    assert Quote.from_stored(None) is None
+    assert Quote.from_stored({"token": "t", "product": "stars"}) is None  # not a quote this version kept
+
+
+def test_a_quote_holds_its_price_for_quote_seconds_only() -> None:
+    now = time.time()
+    assert not Quote("stars", 100, "durov", "Pavel", D("2.00"), "USD", quoted_at=now - 59).expired(60)
+    assert Quote("stars", 100, "durov", "Pavel", D("2.00"), "USD", quoted_at=now - 61).expired(60)
+    assert Quote("stars", 100, "durov", "Pavel", D("2.00"), "USD", quoted_at=now + 3600).expired(60)  # from the future
