@@ -17,7 +17,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, TypeVar, get_args
 
 import anyio
 import msgspec
@@ -69,6 +69,8 @@ __all__ = [
     "FragmentPayment",
     "UnknownUserAnswer",
     "WalletView",
+    "is_endpoint",
+    "is_unknown_user_answer",
     "serve_fragment_emulator",
 ]
 
@@ -96,7 +98,9 @@ OUTCOME_CODES = ("TRANSFER_FAILED", "TRANSFER_AMBIGUOUS")
 DEFAULT_PREMIUM_TON: Mapping[int, Decimal] = {3: Decimal("4.0"), 6: Decimal("5.33"), 12: Decimal("9.66")}
 MAX_LIST_LIMIT = 100
 
-Handler = Callable[[Request, bytes, Session | None, float], Any]
+# An endpoint's work: the request, its body, the caller's session (None before auth) and the time -> the JSON answer.
+Handler = Callable[[Request, bytes, Session | None, float], dict[str, Any]]
+T = TypeVar("T")
 
 
 class FragmentCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -366,10 +370,11 @@ class FragmentEmulator:
         if endpoint == "submit":
             self._note_submission(request, await request.body())
         fault = self._faults[endpoint].popleft() if self._faults[endpoint] else None
-        processed = None
-        if fault is None or fault.after_processing:
-            processed = self._handle(request, await request.body(), handler, authed)
-        answer = processed if fault is None else self._injected(fault, request, processed)
+        if fault is None:
+            answer = self._handle(request, await request.body(), handler, authed)
+        else:
+            processed = self._handle(request, await request.body(), handler, authed) if fault.after_processing else None
+            answer = self._injected(fault, request, processed)
         if self._delays[endpoint]:
             await anyio.sleep(self._delays[endpoint].popleft())
         dropped = fault is not None and fault.status is None
@@ -482,22 +487,9 @@ class FragmentEmulator:
         assert session is not None
         asked = _decode(raw, CreateOrder)
         if self._misanswers:
-            state = self._book.owned(session.wallet, self._misanswers.popleft())
-            return {
-                "success": True,
-                "order": state.order,
-                "payment": state.payment(),
-                "recipient_id": state.order.recipient_id,
-            }
-        state = self._book.by_key(session.wallet, asked.idempotency_key)
-        if state is None:
-            state = self._new_order(asked, session, now)
-        return {
-            "success": True,
-            "order": state.order,
-            "payment": state.payment(),
-            "recipient_id": state.order.recipient_id,
-        }
+            return _order_answer(self._book.owned(session.wallet, self._misanswers.popleft()))
+        known = self._book.by_key(session.wallet, asked.idempotency_key)
+        return _order_answer(known if known is not None else self._new_order(asked, session, now))
 
     def _new_order(self, asked: CreateOrder, session: Session, now: float) -> OrderState:
         validate_product(asked)
@@ -557,12 +549,32 @@ class FragmentEmulator:
                 self._chain.settle(state, state.settlement.outcome, now)
 
 
+def is_endpoint(name: str) -> TypeGuard[Endpoint]:
+    """Whether name is an endpoint faults can be planned for (one of ENDPOINTS)."""
+    return name in ENDPOINTS
+
+
+def is_unknown_user_answer(name: str) -> TypeGuard[UnknownUserAnswer]:
+    """Whether name is one of the ways the service can say nobody has a username (UNKNOWN_USER_ANSWERS)."""
+    return name in UNKNOWN_USER_ANSWERS
+
+
+def _order_answer(state: OrderState) -> dict[str, Any]:
+    """create_order's answer for an order the service has: the order, how to pay it, and its recipient."""
+    return {
+        "success": True,
+        "order": state.order,
+        "payment": state.payment(),
+        "recipient_id": state.order.recipient_id,
+    }
+
+
 def _check_endpoint(endpoint: str) -> None:
     if endpoint not in ENDPOINTS:
         raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(ENDPOINTS)}")
 
 
-def _decode(raw: bytes, kind: type[Any]) -> Any:
+def _decode(raw: bytes, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=kind)
     except (msgspec.ValidationError, msgspec.DecodeError) as error:

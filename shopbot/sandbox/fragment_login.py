@@ -51,6 +51,12 @@ setInterval(async () => {
 </script></body></html>"""
 
 
+async def _until_disconnected(request: Request) -> None:
+    """Return once the client has gone away: after a GET's (empty) body, ASGI's next message is the disconnect."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 class FakeFragmentSite:
     """The site's state; serve `app`, switch `logged_in` to expire or restore the session."""
 
@@ -99,8 +105,7 @@ class FakeFragmentSite:
         if self.delay:
             # Ends early when the browser went away, so stopping the server does not cut a handler short.
             with anyio.move_on_after(self.delay):
-                while not await request.is_disconnected():
-                    await anyio.sleep(0.05)
+                await _until_disconnected(request)
         if not self._logged_in:
             response = HTMLResponse(_LOGGED_OUT % _SCRIPT_DT)
             response.set_cookie("stel_ssid", self.ssid, httponly=True)

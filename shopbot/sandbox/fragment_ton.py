@@ -81,7 +81,8 @@ def comment_of(body: Cell) -> str | None:
         return None
     data = b""
     while True:
-        data += s.load_bytes(s.remaining_bits // 8)
+        chunk: bytes = s.load_bytes(s.remaining_bits // 8)
+        data += chunk
         if not s.remaining_refs:
             break
         s = s.load_ref().begin_parse()
@@ -150,7 +151,8 @@ def read_wallet_order(wallet_type: str, body: Cell) -> WalletOrder:
 
 
 def expected_wallet_id(wallet_type: str) -> int:
-    return default_wallet_id(wallet_type)
+    wallet_id: int = default_wallet_id(wallet_type)
+    return wallet_id
 
 
 def _read_v4r2(body: Cell) -> WalletOrder:
@@ -263,7 +265,8 @@ def _normalized_hash(destination: Address, body: Cell) -> str:
     store_address(b, None)
     store_address(b, destination)
     b.store_coins(0).store_bit(0).store_bit(1).store_ref(body)
-    return b.end_cell().hash().hex()
+    digest: bytes = b.end_cell().hash()
+    return digest.hex()
 
 
 def _bits_to_bytes(bits: tuple[int, ...]) -> bytes:

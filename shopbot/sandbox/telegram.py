@@ -24,8 +24,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shopbot.sandbox.pulse import Pulse
-from shopbot.sandbox.telegram_wire import (
+from shopbot.sandbox.telegram_content import (
     MAX_PHOTO_BYTES,
+    command_entities,
+    format_caption,
+    format_text,
+    image_size,
+    inline_markup,
+)
+from shopbot.sandbox.telegram_wire import (
     AnswerCallbackQuery,
     ApiError,
     BotCommand,
@@ -50,13 +57,8 @@ from shopbot.sandbox.telegram_wire import (
     Upload,
     User,
     WebhookInfo,
-    command_entities,
     convert_params,
     decode_nested,
-    format_caption,
-    format_text,
-    image_size,
-    inline_markup,
     json_decode,
     json_encode,
 )
@@ -79,8 +81,9 @@ OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction
 MAX_POLL_SECONDS = 50.0
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
-# The files of the multipart request being answered (each request is handled in its own context).
-_UPLOADS: contextvars.ContextVar[dict[str, Upload]] = contextvars.ContextVar("uploads", default={})
+# The files of the multipart request being answered (each request is handled in its own context; none
+# outside a multipart request).
+_UPLOADS: contextvars.ContextVar[dict[str, Upload]] = contextvars.ContextVar("uploads")
 
 
 class RecordedCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -491,7 +494,7 @@ class TelegramEmulator:
     def _photo_data(self, photo: str) -> bytes:
         """An upload of this request ("attach://<field>") or a photo sent before (its file_id)."""
         if photo.startswith("attach://"):
-            upload = _UPLOADS.get().get(photo.removeprefix("attach://"))
+            upload = _UPLOADS.get({}).get(photo.removeprefix("attach://"))
             if upload is None:
                 raise ApiError(400, "Bad Request: wrong remote file identifier specified: can't unserialize it")
             if len(upload.data) > MAX_PHOTO_BYTES:

@@ -1,9 +1,8 @@
-"""The Bot API as the Telegram emulator speaks it: wire objects, method parameters, errors, and the rules
-Telegram applies to message content (HTML parse mode, entities, inline keyboards)."""
+"""The Bot API as the Telegram emulator speaks it: wire objects, method parameters and errors. The rules
+Telegram applies to message content are in telegram_content."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -62,7 +61,7 @@ class Wire(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
     """A Bot API object: absent optional fields are left out, as Telegram does."""
 
 
-class User(Wire):
+class User(Wire, frozen=True):
     id: int
     is_bot: bool
     first_name: str
@@ -78,7 +77,7 @@ class User(Wire):
     has_main_web_app: bool | None = None
 
 
-class Chat(Wire):
+class Chat(Wire, frozen=True):
     id: int
     type: str
     title: str | None = None
@@ -87,7 +86,7 @@ class Chat(Wire):
     last_name: str | None = None
 
 
-class MessageEntity(Wire):
+class MessageEntity(Wire, frozen=True):
     type: str
     offset: int
     length: int
@@ -96,7 +95,7 @@ class MessageEntity(Wire):
     custom_emoji_id: str | None = None
 
 
-class InlineKeyboardButton(Wire):
+class InlineKeyboardButton(Wire, frozen=True):
     text: str
     url: str | None = None
     callback_data: str | None = None
@@ -110,7 +109,7 @@ class InlineKeyboardButton(Wire):
     pay: bool = False
 
 
-class InlineKeyboardMarkup(Wire):
+class InlineKeyboardMarkup(Wire, frozen=True):
     inline_keyboard: list[list[InlineKeyboardButton]]
 
     def buttons(self) -> list[InlineKeyboardButton]:
@@ -118,7 +117,7 @@ class InlineKeyboardMarkup(Wire):
         return [button for row in self.inline_keyboard for button in row]
 
 
-class PhotoSize(Wire):
+class PhotoSize(Wire, frozen=True):
     file_id: str
     file_unique_id: str
     width: int
@@ -126,7 +125,7 @@ class PhotoSize(Wire):
     file_size: int | None = None
 
 
-class Message(Wire):
+class Message(Wire, frozen=True):
     message_id: int
     date: int
     chat: Chat
@@ -140,7 +139,7 @@ class Message(Wire):
     reply_markup: InlineKeyboardMarkup | None = None
 
 
-class CallbackQuery(Wire):
+class CallbackQuery(Wire, frozen=True):
     id: str
     from_: User = msgspec.field(name="from")
     chat_instance: str
@@ -148,7 +147,7 @@ class CallbackQuery(Wire):
     data: str | None = None
 
 
-class Update(Wire):
+class Update(Wire, frozen=True):
     update_id: int
     message: Message | None = None
     edited_message: Message | None = None
@@ -163,12 +162,12 @@ class Update(Wire):
         raise ValueError(f"update {self.update_id} carries nothing")
 
 
-class BotCommand(Wire):
+class BotCommand(Wire, frozen=True):
     command: str
     description: str
 
 
-class WebhookInfo(Wire):
+class WebhookInfo(Wire, frozen=True):
     url: str
     has_custom_certificate: bool
     pending_update_count: int
@@ -291,234 +290,8 @@ def convert_params(params: dict[str, Any], params_type: type[ParamsT]) -> tuple[
     return typed, recorded
 
 
-def utf16_length(text: str) -> int:
-    """Length in UTF-16 code units, the unit of entity offsets."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-_COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![^\s])")
-
-
-def command_entities(text: str) -> list[MessageEntity]:
-    """bot_command entities for every /command, as Telegram adds them to incoming text."""
-    return [
-        MessageEntity(type="bot_command", offset=utf16_length(text[: m.start()]), length=utf16_length(m.group()))
-        for m in _COMMAND.finditer(text)
-    ]
-
-
-def format_text(
-    text: str, parse_mode: str | None, entities: list[MessageEntity] | None
-) -> tuple[str, list[MessageEntity] | None]:
-    """The text and entities Telegram would store; only HTML is parsed (Markdown passes through as is)."""
-    if not entities and parse_mode and parse_mode.lower() == "html":
-        try:
-            text, entities = parse_html(text)
-        except EntityParseError as error:
-            raise ApiError(400, f"Bad Request: can't parse entities: {error}") from None
-    elif not entities and parse_mode and parse_mode.lower() not in ("markdown", "markdownv2"):
-        raise ApiError(400, "Bad Request: unsupported parse_mode")
-    if not text.strip():
-        raise ApiError(400, "Bad Request: message text is empty")
-    if utf16_length(text) > 4096:
-        raise ApiError(400, "Bad Request: message is too long")
-    return text, entities or None
-
-
-MAX_CAPTION = 1024
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 class Upload(msgspec.Struct, frozen=True):
     """A file sent in a multipart request."""
 
     filename: str
     data: bytes
-
-
-def format_caption(
-    caption: str | None, parse_mode: str | None, entities: list[MessageEntity] | None
-) -> tuple[str | None, list[MessageEntity] | None]:
-    """A media caption as Telegram stores it: like a text, but it may be empty and is at most 1024 long."""
-    if not caption or not caption.strip():
-        return None, None
-    text, found = format_text(caption, parse_mode, entities)
-    if utf16_length(text) > MAX_CAPTION:
-        raise ApiError(400, "Bad Request: message caption is too long")
-    return text, found
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height of a PNG (from its IHDR chunk) or a JPEG (from its SOF marker); None if it is neither."""
-    if data.startswith(PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data.startswith(b"\xff\xd8"):
-        index = 2
-        while index + 9 <= len(data) and data[index] == 0xFF:
-            marker, length = data[index + 1], int.from_bytes(data[index + 2 : index + 4], "big")
-            if marker in (0xC0, 0xC1, 0xC2):
-                return int.from_bytes(data[index + 7 : index + 9], "big"), int.from_bytes(
-                    data[index + 5 : index + 7], "big"
-                )
-            index += 2 + length
-    return None
-
-
-def inline_markup(markup: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
-    """The inline keyboard a message carries; reply keyboards are accepted but, as in Telegram, not echoed."""
-    if markup is None or "inline_keyboard" not in markup:
-        return None
-    try:
-        keyboard = msgspec.convert(markup, InlineKeyboardMarkup)
-    except msgspec.ValidationError:
-        raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object") from None
-    for button in keyboard.buttons():
-        actions = [
-            name
-            for name in button.__struct_fields__
-            if name not in ("text", "pay") and getattr(button, name) is not None
-        ] + (["pay"] if button.pay else [])
-        if not actions:
-            raise ApiError(
-                400,
-                "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
-            )
-        if button.callback_data is not None and not 1 <= len(button.callback_data.encode()) <= 64:
-            raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
-    return keyboard if keyboard.buttons() else None
-
-
-class EntityParseError(ValueError):
-    """Markup Telegram would refuse with "can't parse entities"."""
-
-
-_TAG_TYPES = {
-    "b": "bold",
-    "strong": "bold",
-    "i": "italic",
-    "em": "italic",
-    "u": "underline",
-    "ins": "underline",
-    "s": "strikethrough",
-    "strike": "strikethrough",
-    "del": "strikethrough",
-    "tg-spoiler": "spoiler",
-    "span": "spoiler",
-    "a": "text_link",
-    "code": "code",
-    "pre": "pre",
-    "blockquote": "blockquote",
-    "tg-emoji": "custom_emoji",
-}
-_CHARACTER_REFERENCE = re.compile(r"&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|(lt|gt|amp|quot));")
-_NAMED_CHARACTERS = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_START_TAG = re.compile(r"<([^\s>]*)")
-_ATTRIBUTE = re.compile(r"\s*([A-Za-z0-9_-]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>\"']+)))?")
-_END_TAG = re.compile(r"</([^\s>]*)\s*>")
-
-
-class _OpenTag(msgspec.Struct):
-    name: str
-    attributes: dict[str, str]
-    start: int  # UTF-16 offset in the parsed text
-    language: str | None = None
-
-
-def parse_html(markup: str) -> tuple[str, list[MessageEntity]]:
-    """Turn parse_mode=HTML text into plain text and entities, refusing what Telegram refuses."""
-    pieces: list[str] = []
-    position = 0  # UTF-16 length of the text so far
-    stack: list[_OpenTag] = []
-    entities: list[MessageEntity] = []
-    index = 0
-    while index < len(markup):
-        char = markup[index]
-        if char == "&" and (reference := _CHARACTER_REFERENCE.match(markup, index)):
-            piece, index = _resolve_reference(reference), reference.end()
-        elif char != "<":
-            piece, index = char, index + 1
-        elif markup.startswith("</", index):
-            index = _close_tag(markup, index, stack, position, entities)
-            continue
-        else:
-            index = _open_tag(markup, index, stack, position)
-            continue
-        pieces.append(piece)
-        position += utf16_length(piece)
-    if stack:
-        raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"')
-    entities.sort(key=lambda entity: (entity.offset, -entity.length))
-    return "".join(pieces), entities
-
-
-def _byte_offset(markup: str, index: int) -> int:
-    return len(markup[:index].encode())
-
-
-def _resolve_reference(reference: re.Match[str]) -> str:
-    decimal, hexadecimal, name = reference.groups()
-    if name:
-        return _NAMED_CHARACTERS[name]
-    code = int(decimal) if decimal else int(hexadecimal, 16)
-    return chr(code) if code <= 0x10FFFF else reference.group()
-
-
-def _open_tag(markup: str, index: int, stack: list[_OpenTag], position: int) -> int:
-    offset = _byte_offset(markup, index)
-    match = _START_TAG.match(markup, index)
-    assert match is not None  # the pattern accepts an empty name
-    name, cursor = match.group(1).lower(), match.end()
-    if cursor >= len(markup):
-        raise EntityParseError(f"Unclosed start tag at byte offset {offset}")
-    if name not in _TAG_TYPES:
-        raise EntityParseError(f'Unsupported start tag "{name}" at byte offset {offset}')
-    attributes: dict[str, str] = {}
-    while not markup.startswith(">", cursor):
-        attribute = _ATTRIBUTE.match(markup, cursor)
-        if attribute is None or attribute.end() >= len(markup):
-            raise EntityParseError(f"Unclosed start tag at byte offset {offset}")
-        key, *values = attribute.groups()
-        attributes[key.lower()] = next((value for value in values if value is not None), "")
-        cursor = attribute.end()
-        while cursor < len(markup) and markup[cursor].isspace():
-            cursor += 1
-    if name == "span" and attributes.get("class") != "tg-spoiler":
-        raise EntityParseError(f'Tag "span" must have class "tg-spoiler" at byte offset {offset}')
-    stack.append(_OpenTag(name, attributes, position))
-    return cursor + 1
-
-
-def _close_tag(markup: str, index: int, stack: list[_OpenTag], position: int, entities: list[MessageEntity]) -> int:
-    offset = _byte_offset(markup, index)
-    match = _END_TAG.match(markup, index)
-    if match is None:
-        raise EntityParseError(f"Unclosed end tag at byte offset {offset}")
-    if not stack:
-        raise EntityParseError(f"Unexpected end tag at byte offset {offset}")
-    name = match.group(1).lower()
-    tag = stack.pop()
-    if name and name != tag.name:
-        raise EntityParseError(
-            f'Unmatched end tag at byte offset {offset}, expected "</{tag.name}>", found "</{name}>"'
-        )
-    language = tag.attributes.get("class", "").removeprefix("language-")
-    if tag.name == "code" and stack and stack[-1].name == "pre":
-        stack[-1].language = language or None  # <pre><code class="language-x"> is one pre entity
-    elif position > tag.start and (tag.name != "a" or tag.attributes.get("href")):
-        entities.append(_entity(tag, position))
-    return match.end()
-
-
-def _entity(tag: _OpenTag, position: int) -> MessageEntity:
-    kind = _TAG_TYPES[tag.name]
-    if tag.name == "blockquote" and "expandable" in tag.attributes:
-        kind = "expandable_blockquote"
-    return MessageEntity(
-        type=kind,
-        offset=tag.start,
-        length=position - tag.start,
-        url=tag.attributes.get("href") if kind == "text_link" else None,
-        language=tag.language,
-        custom_emoji_id=tag.attributes.get("emoji-id") if kind == "custom_emoji" else None,
-    )

@@ -29,4 +29,5 @@ def throwaway_mnemonic() -> list[str]:
 def wallet_address_of(mnemonic: Sequence[str] | str, wallet_type: str) -> str:
     """The wallet's non-bounceable address (UQ...), as FragmentAPIv3(mnemonic, wallet_type).address gives it."""
     key = key_pair_from_mnemonic(list(mnemonic) if not isinstance(mnemonic, str) else mnemonic)
-    return wallet_address(wallet_type, key.public_key).to_friendly(bounceable=False)
+    address: str = wallet_address(wallet_type, key.public_key).to_friendly(bounceable=False)
+    return address

@@ -341,7 +341,7 @@ async def test_a_stale_seqno_or_a_forged_message_is_refused_and_nothing_is_paid(
 def _flip_signature_bit(boc: str) -> str:
     """The same v4r2 external with one bit of its signature (the body's first bit) flipped."""
     external = read_external(boc)
-    bits = (1 - external.body.bits[0],) + external.body.bits[1:]
+    bits = (1 - external.body.bits[0], *external.body.bits[1:])
     builder = begin_cell().store_uint(0b10, 2)
     store_address(builder, None)
     store_address(builder, external.destination)
