@@ -93,6 +93,10 @@ def add_secrets(secrets: Iterable[str]) -> None:
     _installed.add(secrets)
 
 
+class ShopHandler(logging.StreamHandler[Any]):
+    """The root handler `configure_logging` installs: a second call replaces it instead of adding another."""
+
+
 def choose_format(config: LogConfig, stream: Any) -> str:
     """`auto` means text on a terminal and JSON when the output is collected by something else."""
     if config.format != "auto":
@@ -110,13 +114,12 @@ def configure_logging(config: LogConfig, secrets: Iterable[str] = (), stream: An
     else:
         text = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         formatter = RedactingFormatter(text, _installed)
-    handler = logging.StreamHandler(stream)
+    handler = ShopHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
-        if getattr(old, "shopbot", False):
+        if isinstance(old, ShopHandler):
             root.removeHandler(old)
-    handler.shopbot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(config.level)
     for name, level in NOISY_LOGGERS.items():

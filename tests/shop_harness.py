@@ -99,29 +99,31 @@ def free_port() -> int:
 
 
 def heleket_config(heleket_port: int, **keys: object) -> HeleketConfig:
-    settings: dict[str, object] = dict(
-        base_url=f"http://127.0.0.1:{heleket_port}",
-        merchant_uuid=MERCHANT,
-        api_key=Secret(HELEKET_KEY),
-        allowed_ips=(),
-        poll_seconds=3600.0,
+    return msgspec.structs.replace(
+        HeleketConfig(
+            base_url=f"http://127.0.0.1:{heleket_port}",
+            merchant_uuid=MERCHANT,
+            api_key=Secret(HELEKET_KEY),
+            allowed_ips=(),
+            poll_seconds=3600.0,
+        ),
+        **keys,
     )
-    settings.update(keys)
-    return HeleketConfig(**settings)  # type: ignore[arg-type]
 
 
 def fragment_config(fragment_port: int, **keys: object) -> FragmentConfig:
-    settings: dict[str, object] = dict(
-        base_url=f"http://127.0.0.1:{fragment_port}",
-        seed_phrase=Secret(" ".join(throwaway_mnemonic())),
-        wallet_type="v4r2",
-        kyc=False,
-        max_ton_per_order=50.0,
-        request_timeout=5.0,
-        low_balance_ton=Decimal("1"),
+    return msgspec.structs.replace(
+        FragmentConfig(
+            base_url=f"http://127.0.0.1:{fragment_port}",
+            seed_phrase=Secret(" ".join(throwaway_mnemonic())),
+            wallet_type="v4r2",
+            kyc=False,
+            max_ton_per_order=50.0,
+            request_timeout=5.0,
+            low_balance_ton=Decimal("1"),
+        ),
+        **keys,
     )
-    settings.update(keys)
-    return FragmentConfig(**settings)  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager

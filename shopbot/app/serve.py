@@ -1,8 +1,9 @@
 """The shop as one process: resources opened in order, services started under supervision.
 
-Order of start-up: database server → pool → migrations → Redis → bot client → web server →
-poller (and, from later areas, the order worker, the payment reconciler and the cookie
-refresher). The shop is ready only when every service said it started. A stop reverses it:
+Order of start-up: database server → pool → migrations → Redis → bot client → Heleket client → web
+server → metrics listener → settings watch → Telegram (poller or webhook) → payment reconciler → order
+worker and wallet watch → cookie refresher → repricer → broadcasts (each service only when configured).
+The shop is ready only when every service said it started. A stop reverses it:
 readiness goes false, services drain on their own (hypercorn through its shutdown trigger, the
 poller by fetching no more), anything still running at the grace deadline is cancelled, and the
 resources close shielded so a cancelled shop still releases them.

@@ -63,7 +63,7 @@ def describe(exc: BaseException) -> str:
 
 def backoff_delay(attempt: int, config: SupervisorConfig, rand: Callable[[], float] = random.random) -> float:
     """Exponential backoff capped at backoff_max, with full jitter over its upper half."""
-    ceiling = min(config.backoff_max, config.backoff_initial * 2 ** max(attempt - 1, 0))
+    ceiling = min(config.backoff_max, config.backoff_initial * 2.0 ** max(attempt - 1, 0))
     return ceiling / 2 + rand() * ceiling / 2
 
 

@@ -57,9 +57,9 @@ class BotLimits:
 
     def multiplier(self, user: User, first_seen: datetime | None) -> float:
         factor = self.config.premium_multiplier if user.is_premium else 1.0
-        if first_seen is not None and self.config.new_user_window > 0:
-            if datetime.now(UTC) - first_seen < timedelta(seconds=self.config.new_user_window):
-                factor *= self.config.new_user_multiplier
+        new_user_window = timedelta(seconds=self.config.new_user_window)
+        if first_seen is not None and new_user_window and datetime.now(UTC) - first_seen < new_user_window:
+            factor *= self.config.new_user_multiplier
         return factor
 
     async def check(self, user: User, data: dict[str, Any], *limits: Limit) -> tuple[Limit, Verdict] | None:
@@ -95,9 +95,12 @@ class BotLimits:
                     callback_answer.text, callback_answer.show_alert = text, False
                 else:
                     await bot.answer_callback_query(event.id, text=text)
-            elif isinstance(event, Message) and text:
-                if await self.limiter.first_notice(f"{limit.name}:{user.id}", verdict.retry_after):
-                    await bot.send_message(event.chat.id, text)
+            elif (
+                isinstance(event, Message)
+                and text
+                and await self.limiter.first_notice(f"{limit.name}:{user.id}", verdict.retry_after)
+            ):
+                await bot.send_message(event.chat.id, text)
         except TelegramAPIError as exc:  # the user is limited either way; a failed notice is not an error
             log.info("could not tell user about a rate limit: %s", exc.message)
 

@@ -25,7 +25,7 @@ class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     """Base of every section: immutable, and an unknown key is an error."""
 
 
-class TelegramConfig(Section):
+class TelegramConfig(Section, frozen=True):
     token: Secret = EMPTY
     token_file: str = ""
     api_base: str = "https://api.telegram.org"
@@ -38,7 +38,7 @@ class TelegramConfig(Section):
     admin_ids: tuple[int, ...] = ()
 
 
-class DatabaseConfig(Section):
+class DatabaseConfig(Section, frozen=True):
     url: Secret = EMPTY
     url_file: str = ""
     embedded_dir: str = "./var/postgres"
@@ -49,13 +49,13 @@ class DatabaseConfig(Section):
     acquire_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
 
 
-class RedisConfig(Section):
+class RedisConfig(Section, frozen=True):
     url: Secret = EMPTY
     url_file: str = ""
     retry_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
 
 
-class WebConfig(Section):
+class WebConfig(Section, frozen=True):
     host: str = "127.0.0.1"
     port: Port = 8080
     public_url: str = ""
@@ -64,7 +64,7 @@ class WebConfig(Section):
     tls_key: str = ""
 
 
-class MetricsConfig(Section):
+class MetricsConfig(Section, frozen=True):
     # Prometheus scrapes /metrics here, not on the public web port: loopback unless a scraper in another
     # container needs it (compose sets 0.0.0.0, published on the host's loopback only). 0: a free port (tests).
     host: str = "127.0.0.1"
@@ -74,7 +74,7 @@ class MetricsConfig(Section):
 PREMIUM_MONTHS = ("3", "6", "12")
 
 
-class ShopConfig(Section):
+class ShopConfig(Section, frozen=True):
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3,5}$")] = "USD"
     # Amounts are positive: checked in load.check_consistency (msgspec cannot bound a Decimal).
     min_topup: Decimal = Decimal("1.00")
@@ -92,23 +92,23 @@ class ShopConfig(Section):
     )
 
 
-class LogConfig(Section):
+class LogConfig(Section, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "text", "json"] = "auto"
 
 
-class SupervisorConfig(Section):
+class SupervisorConfig(Section, frozen=True):
     max_restarts: PositiveInt = 5
     restart_window: Positive = 60.0
     backoff_initial: Positive = 0.5
     backoff_max: Positive = 30.0
 
 
-class ShutdownConfig(Section):
+class ShutdownConfig(Section, frozen=True):
     grace_seconds: Positive = 10.0
 
 
-class HeleketConfig(Section):
+class HeleketConfig(Section, frozen=True):
     base_url: str = "https://api.heleket.com"
     merchant_uuid: str = ""
     api_key: Secret = EMPTY
@@ -121,7 +121,7 @@ class HeleketConfig(Section):
     underpayment: Literal["hold_for_operator", "credit_paid_amount"] = "hold_for_operator"
 
 
-class FragmentConfig(Section):
+class FragmentConfig(Section, frozen=True):
     base_url: str = "https://api.fragment-api.net"
     seed_phrase: Secret = EMPTY
     seed_phrase_file: str = ""
@@ -145,7 +145,7 @@ class FragmentConfig(Section):
     chromium_path: str = ""
 
 
-class RateLimitConfig(Section):
+class RateLimitConfig(Section, frozen=True):
     messages_per_minute: PositiveInt = 30
     operations_per_minute: PositiveInt = 20
     payments_per_minute: PositiveInt = 5
@@ -157,7 +157,7 @@ class RateLimitConfig(Section):
     webhook_per_minute: PositiveInt = 1200
 
 
-class CacheConfig(Section):
+class CacheConfig(Section, frozen=True):
     user_ttl: PositiveInt = 1800
     session_ttl: PositiveInt = 1800
     payment_ttl: PositiveInt = 900
@@ -165,24 +165,24 @@ class CacheConfig(Section):
     max_entries: PositiveInt = 50_000
 
 
-class CircuitBreakerConfig(Section):
+class CircuitBreakerConfig(Section, frozen=True):
     failure_threshold: PositiveInt = 5
     timeout: Positive = 60.0
     success_threshold: PositiveInt = 3
 
 
-class ApiConfig(Section):
+class ApiConfig(Section, frozen=True):
     jwt_secret: Secret = EMPTY
     jwt_secret_file: str = ""
 
 
-class BroadcastConfig(Section):
+class BroadcastConfig(Section, frozen=True):
     # Telegram allows about 30 messages a second to different users; the default leaves headroom.
     rate: Annotated[float, msgspec.Meta(gt=0, le=30)] = 25.0
     progress_seconds: Annotated[float, msgspec.Meta(ge=1, le=60)] = 3.0
 
 
-class PricingConfig(Section):
+class PricingConfig(Section, frozen=True):
     """What the shop charges against what Fragment costs it (amounts in [shop] currency; checked in load)."""
 
     # "fixed": [shop] star_price and premium_prices (or an admin's runtime prices); "auto": recomputed.
@@ -210,7 +210,7 @@ class PricingConfig(Section):
     quote_seconds: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 120.0
 
 
-class ReferralConfig(Section):
+class ReferralConfig(Section, frozen=True):
     """Inviters earn a share of their invitees' top-ups, as ledger bonuses (percent checked in load)."""
 
     # Off: /start links bind nobody, no bonus is paid, /referral says the programme is off.
@@ -221,7 +221,7 @@ class ReferralConfig(Section):
     months: Annotated[int, msgspec.Meta(ge=1, le=120)] = 12
 
 
-class Config(Section):
+class Config(Section, frozen=True):
     """The whole configuration, as `shopbot.toml` and the environment give it."""
 
     telegram: TelegramConfig = TelegramConfig()

@@ -23,7 +23,7 @@ async def record_audit(
     reason: str = "",
 ) -> int:
     """Append one entry (inside the caller's transaction when given a connection); its id."""
-    return await queries.admin.record_audit(
+    entry_id: int = await queries.admin.record_audit(
         db,
         admin_id,
         action,
@@ -32,3 +32,4 @@ async def record_audit(
         None if after is None else _encoder.encode(after).decode(),
         reason,
     )
+    return entry_id

@@ -43,7 +43,7 @@ from shopbot.db.pgtools import (
 )
 from shopbot.db.pool import connect, describe_dsn
 from shopbot.db.queries import queries
-from shopbot.db.server import SHOP_DATABASE, open_database_server, with_database
+from shopbot.db.server import SHOP_DATABASE, embedded_data_dir, open_database_server, with_database
 
 ARCHIVE_FIELD = re.compile(
     r"^;\s+(Archive created at|dbname:|Dumped from database version:|"
@@ -134,7 +134,7 @@ def running_shop_dsn(data_dir: Path, holder: int) -> str:
 async def open_backup_source(config: DatabaseConfig) -> AsyncIterator[str]:
     """The configured database's DSN: the running shop's embedded server, or the server `serve` would use."""
     if not config.url:
-        data_dir = Path(config.embedded_dir).resolve()
+        data_dir = embedded_data_dir(config)
         try:
             exists = (data_dir / "pgdata" / "PG_VERSION").exists()
         except PermissionError:
@@ -253,13 +253,13 @@ def describe_target(config: DatabaseConfig) -> str:
     """The database a restore would replace, in words, without starting or connecting to anything."""
     if config.url:
         return f"database {describe_dsn(config.url.reveal())}"
-    return f"the embedded database in {Path(config.embedded_dir).resolve()}"
+    return f"the embedded database in {embedded_data_dir(config)}"
 
 
 async def restore_database(config: Config, backup: BackupInfo) -> str:
     """`shopbot restore`: replace the configured database's contents with the backup, in one transaction."""
     if not config.database.url:
-        data_dir = Path(config.database.embedded_dir).resolve()
+        data_dir = embedded_data_dir(config.database)
         holder = shop_holding(data_dir)
         if holder is not None:
             raise BackupError(

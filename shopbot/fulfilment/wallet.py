@@ -52,7 +52,7 @@ class WalletWatch:
             log.warning("wallet balance unavailable: %s", exc)
             return None
         self.balance = Decimal(str(info.get("balance_nano", "0"))) / NANO
-        self.metrics.wallet_balance.set(self.balance)
+        self.metrics.wallet_balance.set(float(self.balance))
         if self.balance < self.low and not self.below:
             self.below = True
             await self.alert(

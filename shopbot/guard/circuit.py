@@ -213,7 +213,7 @@ class CircuitBreaker:
     async def _run(self, redis: Redis, script: str, local: Callable[[], T]) -> list[bytes | str] | T:
         now = "" if self._clock is None else repr(self._clock())
         config = self.config
-        args = [config.failure_threshold, repr(float(config.timeout)), config.success_threshold, now]
+        args: list[int | str] = [config.failure_threshold, repr(float(config.timeout)), config.success_threshold, now]
         try:
             answer: list[bytes | str] = await self._scripts[script](keys=[self.key], args=args, client=redis)
         except ResponseError as exc:

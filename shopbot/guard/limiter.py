@@ -14,11 +14,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
 from shopbot.guard.redis_link import RedisLink
 
+Entry = TypeVar("Entry")  # what a local table remembers per key: a bucket or a notice's deadline
 KEY_PREFIX = "shopbot:limit:"
 MAX_LOCAL_BUCKETS = 100_000
 
@@ -148,7 +150,7 @@ class RateLimiter:
         return True
 
 
-def _bound(entries: OrderedDict[str, object], size: int) -> None:
+def _bound(entries: OrderedDict[str, Entry], size: int) -> None:
     """Forget the least recently used entries beyond `size` (a forgotten bucket is a full one)."""
     while len(entries) > size:
         entries.popitem(last=False)

@@ -15,13 +15,12 @@ from decimal import Decimal
 
 import asyncpg
 
-from shopbot.db.queries import queries
+from shopbot.db.queries import Database, queries
 from shopbot.ledger.errors import IdempotencyConflict, InsufficientFunds, InvalidAmount, LedgerError
 from shopbot.ledger.model import USER, USER_HELD, Balance, MovementType, Posted, SystemAccount, check_amount
 from shopbot.ledger.postings import postings
 
 log = logging.getLogger(__name__)
-Db = asyncpg.Pool | asyncpg.Connection
 RETRIES = 3
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
@@ -141,7 +140,7 @@ class Ledger:
 
     # --- mechanics -----------------------------------------------------------------------------------
 
-    async def account_id(self, kind: str, user_id: int | None, db: Db | None = None) -> int:
+    async def account_id(self, kind: str, user_id: int | None, db: Database | None = None) -> int:
         """The account's id, created on first use; ids never change, so committed ones are remembered.
 
         Inside a caller's transaction the account is created (if need be) in that transaction and
@@ -158,7 +157,8 @@ class Ledger:
         for _ in range(3):
             # None when another session created it concurrently: the statement's snapshot predates
             # that commit, so the next statement (a fresh snapshot) sees it.
-            account = await postings.ensure_account(target, str(kind), user_id, self.currency)
+            created: int | None = await postings.ensure_account(target, str(kind), user_id, self.currency)
+            account = created
             if account is not None:
                 break
         if account is None:
@@ -173,7 +173,14 @@ class Ledger:
             await self.account_id(kind, owner)
 
     async def _post(
-        self, db: Db, user_id: int, key: str, type: MovementType, reference: str, memo: str, legs: dict[int, Decimal]
+        self,
+        db: Database,
+        user_id: int,
+        key: str,
+        type: MovementType,
+        reference: str,
+        memo: str,
+        legs: dict[int, Decimal],
     ) -> Posted:
         accounts = sorted(legs)  # one lock order for every movement keeps deadlocks rare
         amounts = [legs[account] for account in accounts]

@@ -72,7 +72,7 @@ class Texts:
         text, errors = bundle.format_pattern(message.value, {k: _argument(v) for k, v in args.items()})
         for error in errors:
             log.error("text %r in %s: %s", key, language, error)
-        return text
+        return text if isinstance(text, str) else key  # not a text: a cyclic reference, logged just above
 
 
 class Translator:

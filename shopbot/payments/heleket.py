@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import anyio
 import httpx
@@ -216,9 +216,16 @@ class HeleketClient:
 
     # --- transport ------------------------------------------------------------------------------------------
 
+    @overload
+    async def _call(self, method: str, path: str, request: Request | None, decoder: msgspec.json.Decoder[T]) -> T: ...
+
+    @overload
+    async def _call(self, method: str, path: str, request: Request | None, decoder: None) -> None: ...
+
     async def _call(
         self, method: str, path: str, request: Request | None, decoder: msgspec.json.Decoder[T] | None
-    ) -> T:
+    ) -> T | None:
+        """One call through the circuit breaker: its result decoded, or None when there is no decoder."""
         paused = self.paused_for()
         if paused > 0:
             raise HeleketRateLimitedError(path, paused, sent=False)
@@ -243,7 +250,7 @@ class HeleketClient:
 
     async def _send(
         self, method: str, path: str, request: Request | None, decoder: msgspec.json.Decoder[T] | None
-    ) -> T:
+    ) -> T | None:
         # Serialized once: the same bytes are signed and sent, and a retry re-sends them unchanged (ref §1.2).
         # Calls without parameters send no body and sign '' - valid whether Heleket hashes the raw body or
         # always expects md5(key) there (ref §1.2, point 3).
@@ -282,7 +289,7 @@ class HeleketClient:
                 last = retry.error
                 continue
             if decoder is None:
-                return None  # type: ignore[return-value]
+                return None
             try:
                 return decoder.decode(raw_result)
             except msgspec.ValidationError as error:

@@ -23,14 +23,14 @@ class Response(msgspec.Struct, frozen=True, kw_only=True):
 # --- requests ----------------------------------------------------------------------------------------------
 
 
-class CurrencyOption(Request, kw_only=True):
+class CurrencyOption(Request, frozen=True, kw_only=True):
     """One way to pay, for `currencies` / `except_currencies`."""
 
     currency: str
     network: str | None = None
 
 
-class CreateInvoice(Request, kw_only=True):
+class CreateInvoice(Request, frozen=True, kw_only=True):
     """POST /v1/payment (ref §2.1); amounts are decimal strings with a dot, never floats."""
 
     amount: str
@@ -53,14 +53,14 @@ class CreateInvoice(Request, kw_only=True):
     is_refresh: bool | None = None
 
 
-class PaymentInfoQuery(Request, kw_only=True):
+class PaymentInfoQuery(Request, frozen=True, kw_only=True):
     """POST /v1/payment/info (ref §3.1): by uuid or order_id."""
 
     uuid: str | None = None
     order_id: str | None = None
 
 
-class WebhookTestRequest(Request, kw_only=True):
+class WebhookTestRequest(Request, frozen=True, kw_only=True):
     """POST /v1/test-webhook/payment (ref §3.5)."""
 
     url_callback: str
@@ -74,7 +74,7 @@ class WebhookTestRequest(Request, kw_only=True):
 # --- responses ---------------------------------------------------------------------------------------------
 
 
-class Envelope(Response, kw_only=True):
+class Envelope(Response, frozen=True, kw_only=True):
     """Every answer: state 0 with `result`, or state 1 with `message` or field `errors` (ref §2.3)."""
 
     state: int | None = None
@@ -83,7 +83,7 @@ class Envelope(Response, kw_only=True):
     errors: Any = None
 
 
-class Convert(Response, kw_only=True):
+class Convert(Response, frozen=True, kw_only=True):
     """Auto-conversion details of an invoice or webhook."""
 
     to_currency: str | None = None
@@ -92,7 +92,7 @@ class Convert(Response, kw_only=True):
     amount: Decimal | None = None
 
 
-class Invoice(Response, kw_only=True):
+class Invoice(Response, frozen=True, kw_only=True):
     """The invoice object of /v1/payment and /v1/payment/info (ref §2.2), fields in Heleket's order."""
 
     uuid: str
@@ -124,17 +124,17 @@ class Invoice(Response, kw_only=True):
     convert: Convert | None = None
 
 
-class ServiceLimit(Response, kw_only=True):
+class ServiceLimit(Response, frozen=True, kw_only=True):
     min_amount: Decimal
     max_amount: Decimal
 
 
-class ServiceCommission(Response, kw_only=True):
+class ServiceCommission(Response, frozen=True, kw_only=True):
     fee_amount: Decimal
     percent: Decimal
 
 
-class Service(Response, kw_only=True):
+class Service(Response, frozen=True, kw_only=True):
     """One currency on one network with its limits and Heleket's commission (ref §3.6)."""
 
     network: str
@@ -144,7 +144,7 @@ class Service(Response, kw_only=True):
     commission: ServiceCommission
 
 
-class Rate(Response, kw_only=True):
+class Rate(Response, frozen=True, kw_only=True):
     """An exchange rate (ref §3.7); Heleket calls the price `course`."""
 
     from_: str = msgspec.field(name="from")
@@ -152,7 +152,7 @@ class Rate(Response, kw_only=True):
     course: Decimal
 
 
-class Paginate(Response, kw_only=True):
+class Paginate(Response, frozen=True, kw_only=True):
     count: int = 0
     hasPages: bool = False
     nextCursor: str | None = None
@@ -160,14 +160,14 @@ class Paginate(Response, kw_only=True):
     perPage: int = 15
 
 
-class InvoicePage(Response, kw_only=True):
+class InvoicePage(Response, frozen=True, kw_only=True):
     """A page of /v1/payment/list (ref §3.2)."""
 
     items: list[Invoice]
     paginate: Paginate
 
 
-class Ok(Response, Generic[T], kw_only=True):
+class Ok(Response, Generic[T], frozen=True, kw_only=True):
     """A success envelope as the emulator writes it."""
 
     state: int
@@ -177,7 +177,7 @@ class Ok(Response, Generic[T], kw_only=True):
 # --- the webhook -------------------------------------------------------------------------------------------
 
 
-class HeleketWebhook(Response, kw_only=True):
+class HeleketWebhook(Response, frozen=True, kw_only=True):
     """A payment webhook body (ref §4.1), fields in the order Heleket emits and signs them, `sign` last."""
 
     type: str  # "payment" | "wallet"

@@ -35,18 +35,37 @@ _json = msgspec.json.Encoder()
 
 
 class PaymentState(Protocol):
-    """What both a webhook and a payment/info answer tell about an invoice."""
+    """What both a webhook and a payment/info answer tell about an invoice (read-only, as both are frozen)."""
 
-    uuid: str
-    order_id: str
-    amount: Decimal
-    currency: str
-    status: str
-    is_final: bool
-    payer_currency: str | None
-    payer_amount: Decimal | None
-    payment_amount: Decimal | None
-    payment_amount_usd: Decimal | None
+    @property
+    def uuid(self) -> str: ...
+
+    @property
+    def order_id(self) -> str: ...
+
+    @property
+    def amount(self) -> Decimal: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def is_final(self) -> bool: ...
+
+    @property
+    def payer_currency(self) -> str | None: ...
+
+    @property
+    def payer_amount(self) -> Decimal | None: ...
+
+    @property
+    def payment_amount(self) -> Decimal | None: ...
+
+    @property
+    def payment_amount_usd(self) -> Decimal | None: ...
 
 
 class Outcome(enum.StrEnum):

@@ -203,8 +203,8 @@ class TopUps:
 
     async def check(self, user_id: int, invoice_id: int) -> str | None:
         """The user's "Check payment" button: ask Heleket once about their invoice (an answer from the last
-        30 s, or a final one, may come from the cache) and apply the answer (crediting it if paid). Returns the invoice's status, or None
-        if it is not this user's."""
+        30 s, or a final one, may come from the cache) and apply the answer (crediting it if paid). Returns the
+        invoice's status, or None if it is not this user's."""
         invoice = await queries.invoices.invoice_by_id(self.pool, invoice_id)
         if invoice is None or invoice["user_id"] != user_id:
             return None

@@ -131,7 +131,7 @@ def _limit(value: str) -> int:
 def _query(request: Request, allowed: set[str]) -> dict[str, str]:
     """The query's values by name; unknown or repeated names are refused, empty values dropped."""
     found: dict[str, str] = {}
-    for name in request.query_params.keys():
+    for name in request.query_params:
         if name not in allowed:
             raise BadQuery(name[:40], "unknown parameter")
         values = request.query_params.getlist(name)
@@ -240,7 +240,7 @@ def openapi_document() -> dict[str, object]:
     def answer(description: str, schema: object) -> dict[str, object]:
         return {"description": description, "content": {"application/json": {"schema": schema}}}
 
-    def refusals(*extra: str) -> dict[str, object]:
+    def refusals(*extra: str) -> dict[str, dict[str, object]]:
         said = {
             "401": "no API (no secret configured), or a missing, expired, unsigned or malformed token",
             "403": "the token lacks the scope, or is scoped to another user",
@@ -249,6 +249,10 @@ def openapi_document() -> dict[str, object]:
         }
         codes = ["401", "403", "422", *extra]
         return {code: answer(said[code], {"$ref": "#/components/schemas/Error"}) for code in codes}
+
+    def responses(ok: dict[str, object], *extra: str) -> dict[str, dict[str, object]]:
+        """A route's answers: its 200, then the refusals it can give."""
+        return {"200": ok, **refusals(*extra)}
 
     user_id = {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID}
     return {
@@ -266,10 +270,7 @@ def openapi_document() -> dict[str, object]:
                     "summary": "A user's balance: spendable and held for orders in progress.",
                     "description": "Needs the balance:read scope; a user-scoped token reads only its own user.",
                     "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": user_id}],
-                    "responses": {
-                        "200": answer("the balance", {"$ref": "#/components/schemas/Balance"}),
-                        **refusals("404"),
-                    },
+                    "responses": responses(answer("the balance", {"$ref": "#/components/schemas/Balance"}), "404"),
                 }
             },
             "/api/v1/transactions": {
@@ -305,10 +306,7 @@ def openapi_document() -> dict[str, object]:
                             "description": "opaque; the next_cursor of the previous page",
                         },
                     ],
-                    "responses": {
-                        "200": answer("one page", {"$ref": "#/components/schemas/TransactionPage"}),
-                        **refusals(),
-                    },
+                    "responses": responses(answer("one page", {"$ref": "#/components/schemas/TransactionPage"})),
                 }
             },
         },

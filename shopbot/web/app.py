@@ -25,7 +25,7 @@ def build_web_app(
     extra_routes: list[Route] | None = None,
     middleware: list[Middleware] | None = None,
 ) -> Starlette:
-    """The shop's public web app; later areas add their routes (webhooks, API) through extra_routes.
+    """The shop's public web app: health, plus the routes the wiring passes in extra_routes (webhooks, API).
 
     It has no /metrics: a scraper on the public port gets 404, and the figures stay on the metrics listener."""
 

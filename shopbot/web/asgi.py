@@ -6,12 +6,14 @@ import errno
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import anyio
 from anyio.abc import TaskStatus
 from hypercorn.asyncio import serve
 from hypercorn.config import Config, Sockets
 from hypercorn.typing import ASGIFramework
+from starlette.types import ASGIApp
 
 from shopbot.config.tls import check_tls
 from shopbot.errors import PortInUseError
@@ -64,7 +66,7 @@ class _ListenerConfig(Config):
 
 
 async def serve_asgi(
-    app: ASGIFramework,
+    app: ASGIApp,
     *,
     host: str,
     port: int,
@@ -113,7 +115,8 @@ async def serve_asgi(
             with hypercorn_scope:
                 try:
                     # An explicit trigger also keeps hypercorn from installing its own signal handlers.
-                    await serve(app, config, shutdown_trigger=stop.wait, mode="asgi")
+                    # The same ASGI callable: Starlette types its scope as a mapping, hypercorn as TypedDicts.
+                    await serve(cast(ASGIFramework, app), config, shutdown_trigger=stop.wait, mode="asgi")
                 except Exception as error:
                     failure = error  # raised below, outside the task group, so callers see it unwrapped
                 finally:

@@ -1,13 +1,10 @@
--- The admin area's shared records: the audit log and runtime settings (shopbot/admin/).
+-- The admin area's shared records: the audit log (shopbot/db/audit.py) and the runtime settings the admins
+-- change (shopbot/fulfilment/settings.py).
 
 -- name: record_audit$
 INSERT INTO audit_log (admin_id, action, target, before, after, reason)
 VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6)
 RETURNING id;
-
--- name: recent_audit
-SELECT id, admin_id, action, target, before, after, reason, created_at
-FROM audit_log ORDER BY id DESC LIMIT $1;
 
 -- name: get_setting$
 SELECT value FROM shop_settings WHERE name = $1;

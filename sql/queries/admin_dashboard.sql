@@ -1,4 +1,4 @@
--- The admin dashboard's figures (shopbot/admin/dashboard.py). $1 is the start of the period.
+-- The admin dashboard's figures (shopbot/bot/admin/dashboard.py). $1 is the start of the period.
 
 -- name: period_figures^
 -- Top-ups and sales are read from the ledger, where money actually moved: a top-up is a recharge
@@ -36,10 +36,6 @@ SELECT topups.n AS topups, topups.total AS topped_up, captured.sales, captured.c
        (SELECT count(*) FROM users WHERE first_seen_at >= $1) AS new_users,
        (SELECT count(*) FROM users WHERE last_seen_at >= $1) AS active_users
 FROM topups, captured, uncosted, sold;
-
--- name: orders_by_state
--- Orders placed in the period, by the state they are in now.
-SELECT state, count(*) AS n FROM orders WHERE created_at >= $1 GROUP BY state ORDER BY state;
 
 -- name: daily_sales
 -- One row per day (UTC) of the last $1 days, today included, also for days without sales: the price of

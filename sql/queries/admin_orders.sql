@@ -1,4 +1,4 @@
--- Orders needing an operator's attention (shopbot/admin/attention.py).
+-- Orders needing an operator's attention (shopbot/bot/admin/attention.py).
 
 -- name: orders_needing_attention
 -- Every order being verified (its payment may have left the wallet), and orders queued or paying for

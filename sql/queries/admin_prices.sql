@@ -1,4 +1,4 @@
--- The admin Prices screen (shopbot/admin/prices.py).
+-- The admin Prices screen (shopbot/bot/admin/prices.py).
 
 -- name: last_price_change^
 -- The newest change of prices in the audit log, whoever made it: an admin ('prices.set', actor 'admin'

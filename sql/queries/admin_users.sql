@@ -1,4 +1,4 @@
--- User lookup in the admin area (shopbot/admin/users.py).
+-- User lookup in the admin area (shopbot/bot/admin/users.py).
 
 -- name: find_user_by_id^
 SELECT id, username, first_name, last_name, language, is_premium, first_seen_at, last_seen_at

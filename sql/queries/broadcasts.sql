@@ -1,4 +1,4 @@
--- Broadcasts (shopbot/admin/broadcasts.py and broadcast_sender.py): drafts, the recipient snapshot, and
+-- Broadcasts (shopbot/bot/admin/broadcasts.py and broadcast_sender.py): drafts, the recipient snapshot, and
 -- each recipient's claim → outcome. A user is in a segment when their language and last activity match,
 -- and is left out while they have blocked the bot and not been seen since.
 

@@ -1,4 +1,4 @@
--- Automatic prices (shopbot/fulfilment/repricer.py, stored through shopbot/admin/settings.py).
+-- Automatic prices (shopbot/fulfilment/repricer.py, stored through shopbot/fulfilment/settings.py).
 
 -- name: claim_pricing_pass$
 -- One instance reprices per period: a pass is claimed when nobody claimed one in the last $2 seconds.

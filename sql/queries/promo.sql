@@ -1,4 +1,4 @@
--- Promo codes and their redemptions (shopbot/fulfilment/promo.py, shopbot/admin/promo.py).
+-- Promo codes and their redemptions (shopbot/fulfilment/promo.py, shopbot/bot/admin/promo.py).
 
 -- name: take_use^
 -- One use of the code, if one is left: the row lock makes concurrent redeemers queue here, and each

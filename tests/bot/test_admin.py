@@ -324,7 +324,7 @@ async def test_maintenance_turns_users_away_but_lets_admins_and_payments_through
             while len(shop.telegram.chat_messages(741)) == before:
                 await anyio.sleep(0.02)
         assert "5.00 USD" in str(shop.telegram.chat_messages(741)[-1].text)
-        assert [e["after"] for e in await audit(shop, "maintenance.on")][0] is not None
+        assert next(e["after"] for e in await audit(shop, "maintenance.on")) is not None
         assert len(await audit(shop, "maintenance.off")) == 1
         [message] = await audit(shop, "maintenance.message")
         assert "Back at 18:00 <UTC>" in str(message["after"]) and message["admin_id"] == ADMIN

@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 
 import anyio
+import msgspec
 import pytest
 import redis.asyncio as redis
 from aiogram.types import User
@@ -152,17 +153,18 @@ async def test_limits_keep_working_when_redis_disappears_and_are_shared_again_wh
 
 
 def limits(**keys: object) -> RateLimitConfig:
-    settings: dict[str, object] = dict(
-        messages_per_minute=3,
-        operations_per_minute=3,
-        payments_per_minute=1,
-        global_messages_per_minute=1000,
-        burst=0,
-        new_user_window=0,
-        webhook_per_minute=1000,
+    return msgspec.structs.replace(
+        RateLimitConfig(
+            messages_per_minute=3,
+            operations_per_minute=3,
+            payments_per_minute=1,
+            global_messages_per_minute=1000,
+            burst=0,
+            new_user_window=0,
+            webhook_per_minute=1000,
+        ),
+        **keys,
     )
-    settings.update(keys)
-    return RateLimitConfig(**settings)  # type: ignore[arg-type]
 
 
 def replies(shop, user_id: int) -> list[str]:  # type: ignore[no-untyped-def]

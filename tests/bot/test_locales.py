@@ -18,20 +18,26 @@ def test_every_language_has_every_key(language: str) -> None:
     assert not missing, f"{language} lacks: {', '.join(missing)}"
 
 
+class Collect(Visitor):
+    """The names of the variables one Fluent message uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_VariableReference(self, node: ast.VariableReference) -> None:
+        self.names.add(node.id.name)
+
+
 def variables_of(language: str) -> dict[str, set[str]]:
     """Each message's variables, read from the Fluent files themselves."""
     found: dict[str, set[str]] = {}
     for path in (FOLDER / language).glob("*.ftl"):
         for entry in FluentParser().parse(path.read_text(encoding="utf-8")).body:
             if isinstance(entry, ast.Message):
-                names: set[str] = set()
-
-                class Collect(Visitor):
-                    def visit_VariableReference(self, node: ast.VariableReference) -> None:
-                        names.add(node.id.name)
-
-                Collect().visit(entry)
-                found[entry.id.name] = names
+                collect = Collect()
+                collect.visit(entry)
+                found[entry.id.name] = collect.names
     return found
 
 

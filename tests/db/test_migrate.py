@@ -100,5 +100,5 @@ async def test_database_ahead_of_the_code_is_refused(empty_database_url: str, mi
 
 def test_misnamed_migration_file_is_refused(migrations_dir: Path) -> None:
     (migrations_dir / "7_oops.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         read_migrations(migrations_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import pytest
 
@@ -26,7 +28,7 @@ def test_suffixes_choose_the_result_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    ("text", "message"),
     [
         ("SELECT 1;\n-- name: a\nSELECT 2;", "SQL before the first"),
         ("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;", "defined twice"),
@@ -58,3 +60,16 @@ async def test_user_upsert_keeps_a_chosen_language(pool: asyncpg.Pool) -> None:
     row = await queries.users.upsert_user(pool, big_id, "ann2", "Ann", None, "ru", True)
     assert not row["is_new"]
     assert (row["language"], row["username"], row["is_premium"]) == ("en", "ann2", True)
+
+
+async def test_the_order_states_listed_are_those_the_orders_table_allows(pool: asyncpg.Pool) -> None:
+    """The metrics and the dashboard take the states from orders_by_state: it must list each state the CHECK
+    on orders.state allows, once, and no other."""
+    listed = [row["state"] for row in await queries.orders.orders_by_state(pool, None)]
+    check = await pool.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = 'orders'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%(state = ANY%'"
+    )
+    allowed = re.findall(r"'([a-z_]+)'::text", check)
+    assert len(allowed) == 6
+    assert len(listed) == len(set(listed)) and sorted(listed) == sorted(allowed)

@@ -65,7 +65,7 @@ async def test_a_pasted_header_is_imported_and_summarised_without_values(pool: a
 
 
 @pytest.mark.parametrize(
-    "pasted, expected",
+    ("pasted", "expected"),
     [
         (
             f"stel_ssid=abc; stel_dt=-180; stel_ton_token={TOKEN}",
@@ -92,10 +92,10 @@ async def test_cookies_without_a_login_are_refused_without_echoing_them(
 def test_exports_that_carry_expiries_give_the_earliest_session_expiry() -> None:
     soon, later = 1_900_000_000, 1_900_086_400
     json_export = (
-        '[{"domain": ".fragment.com", "name": "stel_ssid", "value": "s1", "expirationDate": %d},'
-        ' {"domain": "fragment.com", "name": "stel_token", "value": "t1", "expirationDate": %d},'
+        f'[{{"domain": ".fragment.com", "name": "stel_ssid", "value": "s1", "expirationDate": {later}}},'
+        f' {{"domain": "fragment.com", "name": "stel_token", "value": "t1", "expirationDate": {soon}}},'
         ' {"domain": "fragment.com", "name": "stel_dt", "value": "-180", "expirationDate": 1},'
-        ' {"domain": "oauth.telegram.org", "name": "stel_token", "value": "other-site"}]' % (later, soon)
+        ' {"domain": "oauth.telegram.org", "name": "stel_token", "value": "other-site"}]'
     )
     cookies = parse_cookies(json_export)
     assert cookies.header() == Secret("stel_ssid=s1; stel_dt=-180; stel_token=t1")

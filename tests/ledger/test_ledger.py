@@ -197,7 +197,8 @@ async def test_the_database_refuses_an_unbalanced_movement(pool: asyncpg.Pool) -
         account = await conn.fetchval(
             "INSERT INTO accounts (kind, user_id, currency, balance) VALUES ('user', $1, 'USD', 0) RETURNING id", user
         )
-        with pytest.raises(asyncpg.CheckViolationError, match="does not balance"):
+
+        async def post_one_leg() -> None:
             async with conn.transaction():
                 movement = await conn.fetchval(
                     "INSERT INTO movements (idempotency_key, type, reference) VALUES ('x', 'bonus', 'r') RETURNING id"
@@ -205,6 +206,9 @@ async def test_the_database_refuses_an_unbalanced_movement(pool: asyncpg.Pool) -
                 await conn.execute(
                     "INSERT INTO ledger (movement_id, account_id, amount) VALUES ($1, $2, 5)", movement, account
                 )
+
+        with pytest.raises(asyncpg.CheckViolationError, match="does not balance"):
+            await post_one_leg()
 
 
 async def test_verify_names_a_drifted_cached_balance(ledger: Ledger, pool: asyncpg.Pool) -> None:

@@ -87,7 +87,7 @@ def test_the_dockerfile_builds_with_uv_and_runs_shopbot_unprivileged_on_python_3
     assert re.search(r"apt-get install [^&]*\bchromium\b", runs), runs
     assert not any("playwright install" in rest for _, rest in instructions)
 
-    final = {k: rest for k, rest in runtime}  # the last of each instruction is the one that counts
+    final = dict(runtime)  # the last of each instruction is the one that counts
     user = final["USER"]
     assert user not in ("root", "0") and not user.startswith(("root:", "0:"))
     assert "/health" in final["HEALTHCHECK"] and final["HEALTHCHECK"].startswith("--")

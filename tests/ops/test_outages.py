@@ -12,7 +12,7 @@ from decimal import Decimal
 import anyio
 import pytest
 import redis.asyncio as redis
-from aiogram.exceptions import TelegramNetworkError
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 
 from shopbot.config.schema import CircuitBreakerConfig, RedisConfig
 from shopbot.config.secret import Secret
@@ -198,7 +198,7 @@ async def test_4xx_answers_and_flood_waits_do_not_open_the_telegram_circuit(data
         shop.telegram.fail_next("sendMessage", error_code=403, description="Forbidden: bot was blocked by the user")
         shop.telegram.fail_next("sendMessage", error_code=400, description="Bad Request: chat not found")
         for _ in range(3):
-            with pytest.raises(Exception) as refused:
+            with pytest.raises(TelegramAPIError) as refused:
                 await shop.shop.bot.send_message(404, "hello")
             assert not isinstance(refused.value, TelegramNetworkError)
         assert (await circuits(shop))["telegram"] == "closed"

@@ -97,7 +97,7 @@ async def test_a_rejected_bot_token_fails_the_boot_with_a_clear_reason(database_
     telegram = TelegramEmulator(token="1:another-bot")  # our TOKEN is unknown to it
     async with anyio.create_task_group() as group:
         port = await group.start(serve_telegram_emulator, telegram)
-        with pytest.raises(BaseException) as caught:
+        with pytest.raises((ServiceStartError, BaseExceptionGroup)) as caught:
             await run_shop(shop_config(database_url, port), Lifecycle())
         group.cancel_scope.cancel()
     error = caught.value

@@ -132,7 +132,7 @@ async def test_exhausted_retries_raise_the_temporary_kind(served: Served) -> Non
 
 async def test_a_temporary_4xx_is_the_temporary_kind_but_not_retried(served: Served, client: HeleketClient) -> None:
     served.emulator.fail_next("/v1/payment", 400, {"state": 1, "message": "Gateway error"})
-    with pytest.raises(HeleketTemporaryError, match="HTTP 400: Gateway error$"):
+    with pytest.raises(HeleketTemporaryError, match=r"HTTP 400: Gateway error$"):
         await client.create_invoice(amount=Decimal("5"), currency="USD", order_id="stars-gw")
     assert len(served.emulator.calls) == 1
 
@@ -165,7 +165,7 @@ async def test_validation_errors_are_the_rejected_kind_and_name_the_fields(
 
 
 async def test_business_errors_carry_helekets_message(client: HeleketClient) -> None:
-    with pytest.raises(HeleketRejectedError, match="Minimum amount 0.5 USDT"):
+    with pytest.raises(HeleketRejectedError, match=r"Minimum amount 0\.5 USDT"):
         await client.create_invoice(
             amount=Decimal("0.10"), currency="USD", order_id="tiny", to_currency="USDT", network="tron"
         )

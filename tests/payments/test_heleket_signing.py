@@ -134,7 +134,7 @@ def test_php_json_encode_follows_php_rather_than_python(value: object, php: byte
 def test_php_json_encode_refuses_what_php_never_signs() -> None:
     with pytest.raises(TypeError):
         php_json_encode({"amount": Decimal("1.5")})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="INF or NAN"):
         php_json_encode(float("nan"))
 
 

@@ -18,15 +18,16 @@ from tests.shop_harness import ShopUnderTest, free_port, running_shop
 
 D = Decimal
 UUID = "5d6ba6fe-6b63-4b8e-9a21-1f2c3d4e5f60"
+TEN = D("10")  # the invoice amount, unless a test says otherwise
 
 
-async def open_invoice(pool: asyncpg.Pool, user_id: int = 7, amount: Decimal = D("10")) -> str:
+async def open_invoice(pool: asyncpg.Pool, user_id: int = 7, amount: Decimal = TEN) -> str:
     await make_user(pool, user_id)
     row = await queries.invoices.create_invoice(pool, user_id, amount, "USD", "t", 3600)
     return str(row["order_id"])
 
 
-def at_heleket(shop: ShopUnderTest, order_id: str, amount: Decimal = D("10"), *, paid: bool = True) -> str:
+def at_heleket(shop: ShopUnderTest, order_id: str, amount: Decimal = TEN, *, paid: bool = True) -> str:
     """The same invoice at Heleket (paid unless told otherwise), which every webhook is checked against;
     its own webhooks are not sent (no url_callback). Returns Heleket's uuid."""
     assert shop.heleket is not None
@@ -66,7 +67,7 @@ def cancelled_turned_paid(payload: dict) -> bytes:  # type: ignore[type-arg]
 
 
 @pytest.mark.parametrize(
-    "mangle, status, reason",
+    ("mangle", "status", "reason"),
     [
         (lambda p: signed(p).replace(b'"sign":"', b'"sign":"0'), 401, "bad_signature"),
         (lambda p: signed(p)[:-1] + b',"amount":"99.00000000"}', 401, "bad_signature"),
@@ -131,7 +132,7 @@ async def test_an_unknown_order_is_404_so_heleket_retries(shop: ShopUnderTest) -
     await assert_nothing_moved(shop)
 
 
-@pytest.mark.parametrize("field, value", [("amount", "100.00000000"), ("currency", "EUR")])
+@pytest.mark.parametrize(("field", "value"), [("amount", "100.00000000"), ("currency", "EUR")])
 async def test_a_signed_status_that_disagrees_with_the_invoice_moves_nothing(
     shop: ShopUnderTest, field: str, value: str
 ) -> None:

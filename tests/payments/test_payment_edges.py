@@ -167,11 +167,13 @@ async def test_heleket_429s_pause_calls_and_do_not_open_its_circuit(database_url
         user = await make_user(shop.shop.pool, 506)
         invoices = [await shop.shop.topups.create(user, D(n)) for n in (5, 6)]
         shop.heleket.rate_limit(retry_after="1")
+        reasons = set()
         for _ in range(4):
             try:
                 await shop.shop.topups.create(user, D("7"))
             except Refused as refused:
-                assert refused.reason == "unavailable"
+                reasons.add(refused.reason)
+        assert reasons <= {"unavailable"}
         # The reconciler stops its pass at the first 429 rather than asking about every invoice.
         asked = requests_to(shop, INFO)
         assert await shop.shop.reconciler.reconcile_once() == {"paused": 1}

@@ -112,7 +112,7 @@ async def test_an_interrupted_create_is_finished_by_the_reconciler(database_url:
         assert fixed["uuid"] is not None and fixed["status"] == "check"
 
 
-@pytest.mark.parametrize("amount, reason", [(D("0.10"), "too_small"), (D("5000"), "too_large")])
+@pytest.mark.parametrize(("amount", "reason"), [(D("0.10"), "too_small"), (D("5000"), "too_large")])
 async def test_top_up_amounts_outside_the_limits_are_refused(database_url: str, amount: Decimal, reason: str) -> None:
     async with running_shop(database_url, heleket=True) as shop:
         user = await make_user(shop.shop.pool, 48)

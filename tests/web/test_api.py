@@ -6,7 +6,6 @@ import base64
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
 import asyncpg
@@ -15,81 +14,15 @@ import jwt
 import pytest
 from starlette.applications import Starlette
 
-from shopbot.config.schema import ApiConfig, Config
-from shopbot.config.secret import Secret
 from shopbot.ledger.book import Ledger
 from shopbot.ledger.model import MovementType, SystemAccount
 from shopbot.web.api import api_routes
 from shopbot.web.api_auth import mint_token
-from tests.ledger.helpers import make_user
-
-SECRET = "s" * 64  # long enough for the HS512 forgery below, too
-ANN, BOB, EVE = 101, 102, 103  # EVE exists but has no money
-ALL = ["balance:read", "transactions:read"]
-
-
-def config(secret: str = SECRET) -> Config:
-    return Config(api=ApiConfig(jwt_secret=Secret(secret)))
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def admin(scopes: list[str] = ALL) -> dict[str, str]:
-    return auth(mint_token(SECRET, scopes=scopes, user_id=None, ttl_seconds=60))
+from tests.web.helpers import ALL, ANN, BOB, EVE, SECRET, admin, auth, config, open_client
 
 
 def b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-@pytest.fixture
-async def ledger(pool: asyncpg.Pool) -> Ledger:
-    """ANN: 12 top-ups of 1..12, a bonus, an order held then captured, another held then released."""
-    for user in (ANN, BOB, EVE):
-        await make_user(pool, user)
-    ledger = Ledger(pool, "USD")
-    for n in range(1, 13):
-        await ledger.credit(
-            user_id=ANN,
-            amount=D(n),
-            key=f"ann:{n}",
-            type=MovementType.RECHARGE,
-            reference=f"invoice:{n}",
-            source=SystemAccount.HELEKET_CLEARING,
-        )
-    await ledger.credit(
-        user_id=ANN,
-        amount=D("0.5"),
-        key="ann:bonus",
-        type=MovementType.BONUS,
-        reference="promo:1",
-        source=SystemAccount.BONUSES,
-    )
-    await ledger.hold(user_id=ANN, amount=D("3.25"), key="o1:hold", reference="order:1")
-    await ledger.capture(user_id=ANN, amount=D("3.25"), key="o1:capture", reference="order:1", cost=D("3"))
-    await ledger.hold(user_id=ANN, amount=D("2"), key="o2:hold", reference="order:2")
-    await ledger.release(user_id=ANN, amount=D("1"), key="o2:release", reference="order:2")
-    await ledger.credit(
-        user_id=BOB,
-        amount=D("7"),
-        key="bob:1",
-        type=MovementType.RECHARGE,
-        reference="invoice:100",
-        source=SystemAccount.HELEKET_CLEARING,
-    )
-    return ledger
-
-
-async def open_client(app: Starlette) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop.test")
-
-
-@pytest.fixture
-async def client(pool: asyncpg.Pool, ledger: Ledger) -> AsyncIterator[httpx.AsyncClient]:
-    async with await open_client(Starlette(routes=api_routes(config(), pool, ledger))) as client:
-        yield client
 
 
 async def test_balance_is_read_as_decimal_strings(client: httpx.AsyncClient) -> None:
@@ -239,7 +172,7 @@ def _bad_tokens() -> list[tuple[str, str, int, str]]:
     ]
 
 
-@pytest.mark.parametrize("case, token, status, says", _bad_tokens(), ids=[c[0] for c in _bad_tokens()])
+@pytest.mark.parametrize(("case", "token", "status", "says"), _bad_tokens(), ids=[c[0] for c in _bad_tokens()])
 @pytest.mark.parametrize("path", [f"/api/v1/users/{ANN}/balance", f"/api/v1/transactions?user_id={ANN}"])
 async def test_bad_tokens_are_refused(
     client: httpx.AsyncClient, case: str, token: str, status: int, says: str, path: str
@@ -274,7 +207,7 @@ async def test_missing_or_foreign_authorization_is_401(client: httpx.AsyncClient
     assert answer.status_code == 401 and "Bearer" in answer.json()["error"]
 
 
-@pytest.mark.parametrize("secret, says", [("", "set [api] jwt_secret"), ("short", "at least 32 bytes")])
+@pytest.mark.parametrize(("secret", "says"), [("", "set [api] jwt_secret"), ("short", "at least 32 bytes")])
 async def test_without_a_usable_secret_the_api_is_off(
     pool: asyncpg.Pool, ledger: Ledger, secret: str, says: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -292,7 +225,7 @@ async def test_without_a_usable_secret_the_api_is_off(
 
 
 @pytest.mark.parametrize(
-    "path, field",
+    ("path", "field"),
     [
         ("/api/v1/users/ann/balance", "user_id"),
         ("/api/v1/users/0/balance", "user_id"),

@@ -28,7 +28,7 @@ from shopbot.web.api import api_routes
 from shopbot.web.api_auth import mint_token
 from shopbot.web.app import build_web_app
 from shopbot.web.health import HealthChecks
-from tests.web.test_api import ALL, ANN, BOB, SECRET, auth, client, config, ledger, open_client  # noqa: F401 - fixtures
+from tests.web.helpers import ALL, ANN, BOB, SECRET, auth, config, open_client
 
 pytestmark = pytest.mark.anyio
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -83,7 +83,7 @@ async def test_generated_queries_get_a_page_or_a_named_field(client: httpx.Async
     await in_thread(check)
 
 
-async def test_generated_paths_never_fail(pool: asyncpg.Pool, ledger: Ledger) -> None:  # noqa: F811
+async def test_generated_paths_never_fail(pool: asyncpg.Pool, ledger: Ledger) -> None:
     # The whole web app, as served: its 404s for paths no route takes are JSON too.
     app = build_web_app(HealthChecks(Lifecycle()), Metrics(), api_routes(config(), pool, ledger))
     async with await open_client(app) as client:

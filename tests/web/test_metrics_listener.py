@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 # Every statement that counts or sums over users, orders, movements, postings or accounts.
 AGGREGATES = (
     ("stats", "active_users"),
-    ("orders", "count_orders_by_state"),
+    ("orders", "orders_by_state"),
     ("ledger", "ledger_totals"),
     ("ledger", "owed_to_users"),
 )

@@ -114,7 +114,7 @@ def test_files_that_are_no_certificate_and_key_stop_serve_with_one_line(
 
 async def test_serve_asgi_refuses_a_bad_certificate_before_binding(tmp_path: Path) -> None:
     port = free_port()
-    with pytest.raises(ConfigError, match="web.tls_key: cannot read"):
+    with pytest.raises(ConfigError, match=r"web\.tls_key: cannot read"):
         await serve_asgi(
             None,
             host="127.0.0.1",

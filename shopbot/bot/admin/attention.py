@@ -33,9 +33,9 @@ from shopbot.bot.keyboards import button
 from shopbot.bot.screens import show
 from shopbot.db.audit import record_audit
 from shopbot.db.queries import queries
+from shopbot.fulfilment.answers import FAILED, PAID, status_of
 from shopbot.fulfilment.fragment import FragmentFailure
 from shopbot.fulfilment.orders import Order, Orders, PaymentMayLand
-from shopbot.fulfilment.worker import FAILED, PAID
 from shopbot.locales import Translator
 from shopbot.metrics import Metrics
 from shopbot.money import format_money
@@ -234,7 +234,7 @@ async def ask_service(admin: AdminServices, order: Order) -> str:
     except FragmentFailure as exc:
         log.warning("could not verify order %s for an admin refund: %s", order.id, exc)
         return ""
-    return str((answer.get("order") or {}).get("status", "")).lower()
+    return status_of(answer)
 
 
 def build_router(is_admin: Filter) -> Router:

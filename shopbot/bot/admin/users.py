@@ -18,7 +18,7 @@ import asyncpg
 from aiogram import F, Router
 from aiogram.filters import Filter, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from shopbot.bot.admin import referrals
@@ -53,7 +53,9 @@ async def find_user(pool: asyncpg.Pool, typed: str) -> asyncpg.Record | None:
 
 
 async def profile_text(t: Translator, pool: asyncpg.Pool, ledger: Ledger, config: Config, user: asyncpg.Record) -> str:
-    money = lambda amount: format_money(amount, config.shop.currency)  # noqa: E731
+    def money(amount: Decimal) -> str:
+        return format_money(amount, config.shop.currency)
+
     balance = await ledger.balance(user["id"])
     name = " ".join(part for part in (user["first_name"], user["last_name"]) if part) or "—"
     lines = [
@@ -104,7 +106,7 @@ def signed(amount: Decimal, config: Config) -> str:
     return ("+" if amount > 0 else "") + format_money(amount, config.shop.currency)
 
 
-def profile_keyboard(t: Translator, user_id: int):  # type: ignore[no-untyped-def]
+def profile_keyboard(t: Translator, user_id: int) -> InlineKeyboardMarkup:
     return keyboard(
         [button(t, "admin-adjust", UserAction(action="adjust", user_id=user_id).pack())],
         [
@@ -317,15 +319,15 @@ async def adjust(
     try:
         async with pool.acquire() as conn, conn.transaction():
             before = await ledger.balance(user_id, conn)
-            common: dict[str, Any] = dict(
-                user_id=user_id,
-                amount=abs(amount),
-                key=key,
-                type=MovementType.ADJUSTMENT,
-                reference=f"admin:{admin_id}",
-                memo=reason[:200],
-                conn=conn,
-            )
+            common: dict[str, Any] = {
+                "user_id": user_id,
+                "amount": abs(amount),
+                "key": key,
+                "type": MovementType.ADJUSTMENT,
+                "reference": f"admin:{admin_id}",
+                "memo": reason[:200],
+                "conn": conn,
+            }
             if amount > 0:
                 posted = await ledger.credit(source=SystemAccount.ADJUSTMENTS, **common)
             else:
