@@ -2,6 +2,7 @@
 Markdown table of absolute numbers and their ratios to the ceilings measured in the same run.
 
     python -m bench [--quick] [--only updates,webhooks,orders,footprint] [--database-url DSN]
+    python -m bench --only soak [--soak-seconds 600] [--output bench/results/soak.json]
 
 PostgreSQL is found as the tests find it: --database-url, else TEST_DATABASE_URL, else an embedded server
 under var/bench/postgres. Exit status 1 if any scenario failed or answered wrong; then the results go to
@@ -31,28 +32,35 @@ from bench.scenario_footprint import FootprintSettings, run_footprint
 from bench.scenario_orders import OrderSettings, run_orders
 from bench.scenario_updates import UpdatesSettings, run_updates
 from bench.scenario_webhooks import WebhookSettings, run_webhooks
+from bench.soak import SoakSettings, run_soak
 
 RESULTS = ROOT / "bench" / "results"
 SCENARIOS = ("updates", "webhooks", "orders", "footprint")
+# Run only when named (--only soak): it takes ten minutes by default.
+ON_REQUEST = ("soak",)
 # Each scenario is cut off after this long: a hang is a failure, not a slow result.
 TIME_LIMITS = {"updates": 360, "webhooks": 300, "orders": 480, "footprint": 480}
+SOAK_SLACK = 300  # seconds a soak may take beyond its load: start, drain, checks
 
 Runner = Callable[[Postgres, Path, Any, dict[str, object], ScenarioResult], Awaitable[None]]
 
 
-def settings_for(quick: bool) -> dict[str, Any]:
+def settings_for(quick: bool, soak_seconds: float) -> dict[str, Any]:
+    soak = SoakSettings(seconds=soak_seconds, warmup=min(30.0, soak_seconds / 4))
     if not quick:
         return {
             "updates": UpdatesSettings(),
             "webhooks": WebhookSettings(),
             "orders": OrderSettings(),
             "footprint": FootprintSettings(),
+            "soak": soak,
         }
     return {
         "updates": UpdatesSettings(users=200, saturated_seconds=6, fixed_seconds=8, light_seconds=5, warmup=2),
         "webhooks": WebhookSettings(seconds=4, warmup=1, shop_invoices=8_000, ceiling_invoices=16_000),
         "orders": OrderSettings(users=100, ceiling_payments=30),
         "footprint": FootprintSettings(starts=2),
+        "soak": soak,
     }
 
 
@@ -86,16 +94,19 @@ def machine(postgres_version: str, postgres: Postgres) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> int:
     chosen = [name.strip() for name in args.only.split(",")] if args.only else list(SCENARIOS)
-    unknown = set(chosen) - set(SCENARIOS)
+    known = (*SCENARIOS, *ON_REQUEST)
+    unknown = set(chosen) - set(known)
     if unknown:
-        print(f"bench: unknown scenario {', '.join(sorted(unknown))}; one of {', '.join(SCENARIOS)}", file=sys.stderr)
+        print(f"bench: unknown scenario {', '.join(sorted(unknown))}; one of {', '.join(known)}", file=sys.stderr)
         return 2
-    settings = settings_for(args.quick)
+    settings = settings_for(args.quick, args.soak_seconds)
+    limits = {**TIME_LIMITS, "soak": args.soak_seconds + SOAK_SLACK}
     runners: dict[str, Runner] = {
         "updates": run_updates,
         "webhooks": run_webhooks,
         "orders": run_orders,
         "footprint": run_footprint,
+        "soak": run_soak,
     }
     folder = WORK / "runs" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder.mkdir(parents=True, exist_ok=True)
@@ -113,11 +124,11 @@ async def main(args: argparse.Namespace) -> int:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             began = time.perf_counter()
             try:
-                with anyio.fail_after(TIME_LIMITS[name]):
+                with anyio.fail_after(limits[name]):
                     await runners[name](postgres, folder, settings[name], context, result)
                 result.ok = True
             except TimeoutError:
-                result.error = f"did not finish within {TIME_LIMITS[name]} s"
+                result.error = f"did not finish within {limits[name]:g} s"
             except Exception as failure:
                 result.error = describe(failure)
                 if not all(isinstance(leaf, BenchFailure) for leaf in leaves(failure)):
@@ -138,7 +149,9 @@ async def main(args: argparse.Namespace) -> int:
     }
     ok = all(r.ok for r in results)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = Path(args.output) if args.output else RESULTS / ("latest.json" if ok else "failed.json")
+    # A soak alone does not replace the scenarios' latest results.
+    kept = "soak.json" if chosen == ["soak"] else "latest.json"
+    path = Path(args.output) if args.output else RESULTS / (kept if ok else "failed.json")
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(markdown(report))
     print(
@@ -167,7 +180,10 @@ def describe(error: BaseException) -> str:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs and fewer users (about 3 minutes)")
-    parser.add_argument("--only", default="", help=f"comma-separated scenarios among {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated scenarios among {', '.join((*SCENARIOS, *ON_REQUEST))}"
+    )
+    parser.add_argument("--soak-seconds", type=float, default=600.0, help="how long the soak's load runs")
     parser.add_argument("--database-url", default="", help="a maintenance DSN of the PostgreSQL server to use")
     parser.add_argument("--output", default="", help="where to write the JSON (default bench/results/latest.json)")
     return parser.parse_args(argv)

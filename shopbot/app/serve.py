@@ -276,7 +276,12 @@ async def run_shop(
             # Only the web server, Telegram, the reconciler and the order worker are needed to take money and
             # deliver; the rest is optional: if it cannot start or keeps crashing it is turned off and reported.
             supervisor = Supervisor(
-                config.supervisor, lifecycle, metrics, group, alert=admin_alert(bot, config.telegram.admin_ids)
+                config.supervisor,
+                lifecycle,
+                metrics,
+                group,
+                alert=admin_alert(bot, config.telegram.admin_ids),
+                database_up=partial(queries.health.ping, pool),
             )
             health.services = supervisor.report
             web_port = await supervisor.start(

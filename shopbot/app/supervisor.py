@@ -14,6 +14,10 @@ cookie refresher, the repricer) never stops the shop. If it fails to start, or c
 "off" with the reason (for /health/detailed), `shopbot_service_up{service}` reads 0, and the admins
 get one alert naming the reason. Its crashes before that are restarted exactly like any other's, but
 they count in its own window, not in the one that stops the shop.
+
+A crash while the database does not answer (PostgreSQL restarting, say) is the outage's, not the
+service's: it is logged as a warning, not counted, and the service is restarted once the database
+answers again, so a database restart never stops the shop or turns a service off.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ from shopbot.notify import Alert
 log = logging.getLogger(__name__)
 ServiceFn = Callable[..., Awaitable[None]]
 ALERT_SECONDS = 15.0
+DATABASE_CHECK_SECONDS = 3.0
+DATABASE_WAIT_MAX = 5.0  # the longest pause between two looks at a database that does not answer
+DatabaseUp = Callable[[], Awaitable[object]]  # raises (or times out) while the database does not answer
 
 
 class ServiceStartError(ShopbotError):
@@ -78,8 +85,10 @@ class Supervisor:
         group: TaskGroup,
         *,
         alert: Alert | None = None,
+        database_up: DatabaseUp | None = None,
     ) -> None:
         self.config = config
+        self.database_up = database_up
         self.lifecycle = lifecycle
         self.metrics = metrics
         self.group = group
@@ -112,21 +121,21 @@ class Supervisor:
 
     async def _supervise(self, name: str, service: ServiceFn, optional: bool, *, task_status: TaskStatus[Any]) -> None:
         attempt = 0
+        booted = False  # started once: what `start` waits for has been reported
         while True:
-            started = False
             try:
                 async with anyio.create_task_group() as group:
                     value = await group.start(self._run_once, service, name=name)
-                    started = True
                     self._set_state(name, "running")
-                    if attempt == 0:
+                    if not booted:
+                        booted = True
                         task_status.started(value)
                 if self.lifecycle.stopping.is_set():
                     self._set_state(name, "stopped")
                     return
                 raise ServiceExitedError(f"{name} exited without being asked to stop")
             except Exception as exc:
-                if attempt == 0 and not started:
+                if not booted:
                     if optional:
                         task_status.started(None)
                         await self._turn_off(name, f"it could not start: {describe(exc)}")
@@ -137,6 +146,11 @@ class Supervisor:
                     log.warning("%s failed while stopping: %s", name, describe(exc))
                     self._set_state(name, "stopped")
                     return
+                if await self._outlived_outage(name, exc):
+                    if self.lifecycle.stopping.is_set():
+                        self._set_state(name, "stopped")
+                        return
+                    continue
                 attempt += 1
                 if optional:
                     if not self._record_optional_crash(name, exc):
@@ -156,6 +170,34 @@ class Supervisor:
                     self.services[name] = "stopped"
                     return
                 self.metrics.service_restarts.labels(name).inc()
+
+    async def _database_answers(self) -> bool:
+        if self.database_up is None:
+            return True
+        try:
+            with anyio.fail_after(DATABASE_CHECK_SECONDS):
+                await self.database_up()
+        except Exception:
+            return False
+        return True
+
+    async def _outlived_outage(self, name: str, exc: BaseException) -> bool:
+        """If the database does not answer, the crash is the outage's: wait until it answers again, then True
+        (the service is restarted without counting the crash). False when the database is fine."""
+        if await self._database_answers():
+            return False
+        self._set_state(name, "restarting")
+        log.warning(
+            "%s stopped while the database does not answer (%s); restarting it once it does", name, describe(exc)
+        )
+        delay = self.config.backoff_initial
+        while not self.lifecycle.stopping.is_set() and not await self._database_answers():
+            await self.lifecycle.sleep(delay)
+            delay = min(delay * 2, DATABASE_WAIT_MAX)
+        if not self.lifecycle.stopping.is_set():
+            log.info("the database answers again; restarting %s", name)
+            self.metrics.service_restarts.labels(name).inc()
+        return True
 
     @staticmethod
     async def _run_once(service: ServiceFn, *, task_status: TaskStatus[Any]) -> None:

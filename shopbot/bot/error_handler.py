@@ -1,7 +1,9 @@
 """A handler that fails: logged with its update id, counted, and the user gets an apology.
 
 A database too busy to lend a connection is not a bug: the pool already logged it with what to do, so
-here it is only counted, and the user is told the shop is busy and to try again (nothing was done).
+here it is only counted, and the user is told the shop is busy and to try again (nothing was done). A
+database out of reach (restarting, say) is not a bug either: one warning line, no traceback, the same
+answer to the user; the shop recovers on its own when the database is back.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 
 from aiogram.types import ErrorEvent
 
-from shopbot.db.pool import DatabaseBusyError
+from shopbot.db.pool import OUTAGE_RETRY_SECONDS, DatabaseBusyError, is_outage
 from shopbot.locales import DEFAULT_LANGUAGE, Texts, pick_language
 from shopbot.metrics import Metrics
 
@@ -20,12 +22,18 @@ log = logging.getLogger(__name__)
 def error_handler(texts: Texts, metrics: Metrics):  # type: ignore[no-untyped-def]
     async def on_handler_error(event: ErrorEvent) -> bool:
         update = event.update
-        busy = event.exception if isinstance(event.exception, DatabaseBusyError) else None
-        if busy is None:
-            metrics.errors.labels("handler").inc()
-            log.error("update %s failed: %s", update.update_id, event.exception, exc_info=event.exception)
-        else:
+        exc = event.exception
+        wait: float | None = None  # seconds to tell the user when the database, not the handler, failed
+        if isinstance(exc, DatabaseBusyError):
             metrics.errors.labels("database_busy").inc()
+            wait = exc.waited
+        elif is_outage(exc):
+            metrics.errors.labels("database_unavailable").inc()
+            log.warning("update %s: the database is out of reach (%s: %s)", update.update_id, type(exc).__name__, exc)
+            wait = OUTAGE_RETRY_SECONDS
+        else:
+            metrics.errors.labels("handler").inc()
+            log.error("update %s failed: %s", update.update_id, exc, exc_info=exc)
         user = (
             update.message.from_user
             if update.message
@@ -36,8 +44,8 @@ def error_handler(texts: Texts, metrics: Metrics):  # type: ignore[no-untyped-de
         language = pick_language(user.language_code) if user else DEFAULT_LANGUAGE
         text = (
             texts.get(language, "error-apology")
-            if busy is None
-            else texts.get(language, "limit-busy", seconds=max(1, round(busy.waited)))
+            if wait is None
+            else texts.get(language, "limit-busy", seconds=max(1, round(wait)))
         )
         try:
             if update.callback_query is not None:

@@ -35,6 +35,23 @@ class DatabaseBusyError(ShopbotError):
         super().__init__(f"no database connection came free within {waited:g} s (pool of {size})")
 
 
+OUTAGE_RETRY_SECONDS = 10  # what a user or Heleket is told to wait while the database is out of reach
+
+
+# What asyncpg raises while the database is out of reach (down, restarting, the connection lost), as opposed to
+# a statement that was wrong: the shop answers "try again shortly" and recovers once the database is back.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is out of reach rather than that a statement was wrong."""
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
 class ShopPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types: its Pool is Any to mypy
     """asyncpg's pool, where every acquire waits at most `acquire_timeout` unless the caller says otherwise.
 

@@ -9,6 +9,9 @@ Round robin: each pass takes the BATCH invoices asked about longest ago (never a
 each one it asked about, so however many invoices are open, every one is asked within a few passes.
 When Heleket says to slow down (429) or its circuit is open, the pass stops where it is: the invoices
 not asked keep their place at the front for the next pass.
+
+Several instances: one pass at a time across all of them (a PostgreSQL advisory lock held for the pass);
+an instance whose turn comes while another is passing skips it, so Heleket is never asked twice at once.
 """
 
 from __future__ import annotations
@@ -69,11 +72,22 @@ class Reconciler:
         task_status.started()
         while not self.lifecycle.stopping.is_set():
             try:
-                await self.reconcile_once()
+                await self.reconcile_alone()
             except (OSError, asyncpg.PostgresError, HeleketError, DatabaseBusyError) as exc:
                 self.metrics.errors.labels("reconciler").inc()
                 log.warning("reconciliation pass failed: %s", exc)
             await self.lifecycle.sleep(self.poll_seconds)
+
+    async def reconcile_alone(self) -> dict[str, int] | None:
+        """One pass, unless another instance is in the middle of one (then None)."""
+        async with self.pool.acquire() as conn:
+            if not await queries.invoices.try_reconciler_lock(conn):
+                log.debug("another instance is reconciling; skipping this turn")
+                return None
+            try:
+                return await self.reconcile_once()
+            finally:
+                await queries.invoices.reconciler_unlock(conn)
 
     async def reconcile_once(self) -> dict[str, int]:
         """Look at each unfinished invoice once; return how many ended how."""

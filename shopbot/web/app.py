@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shopbot.db.pool import DatabaseBusyError
+from shopbot.db.pool import OUTAGE_ERRORS, OUTAGE_RETRY_SECONDS, DatabaseBusyError
 from shopbot.metrics import Metrics
 from shopbot.web.health import HealthChecks, detailed_endpoint, liveness
 
@@ -37,6 +37,19 @@ def build_web_app(
         metrics.errors.labels("database_busy").inc()  # the pool logged it, with what to do
         return JSONResponse({"error": "busy; try again shortly"}, status_code=503, headers={"Retry-After": "5"})
 
+    async def on_database_out_of_reach(request: Request, exc: Exception) -> Response:
+        # Heleket retries a 503, and the shop recovers on its own once the database is back: one warning, no
+        # traceback (a handler here, not on Exception, which Starlette re-raises to the server to log).
+        metrics.errors.labels("database_unavailable").inc()
+        log.warning(
+            "%s %s: the database is out of reach (%s: %s)", request.method, request.url.path, type(exc).__name__, exc
+        )
+        return JSONResponse(
+            {"error": "the database is out of reach; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": str(OUTAGE_RETRY_SECONDS)},
+        )
+
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:
         metrics.errors.labels("web").inc()
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -53,6 +66,7 @@ def build_web_app(
         exception_handlers={
             HTTPException: on_http_error,
             DatabaseBusyError: on_database_busy,
+            **dict.fromkeys(OUTAGE_ERRORS, on_database_out_of_reach),
             Exception: on_unexpected_error,
         },
     )

@@ -85,3 +85,11 @@ ORDER BY expires_at NULLS LAST, id;
 -- name: expire_invoice!
 UPDATE invoices SET status = 'expired', is_final = true, updated_at = now()
 WHERE id = $1 AND NOT is_final;
+
+-- name: try_reconciler_lock$
+-- One reconciliation pass at a time across every shopbot instance: whoever holds this session lock passes,
+-- the others skip their turn. Released by reconciler_unlock, or with the connection if it drops.
+SELECT pg_try_advisory_lock(hashtextextended('shopbot:reconciler', 0));
+
+-- name: reconciler_unlock$
+SELECT pg_advisory_unlock(hashtextextended('shopbot:reconciler', 0));
