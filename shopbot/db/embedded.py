@@ -81,12 +81,10 @@ class PostmasterPid:
 class EmbeddedPostgres:
     """One PostgreSQL server on `data_dir`, started (or adopted) by `start` and shut down by `stop`."""
 
-    def __init__(self, data_dir: Path, *, durable: bool = True) -> None:
-        # durable=False turns off fsync: only for throwaway test clusters.
+    def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(os.path.abspath(data_dir))
         self.pgdata = self.data_dir / "pgdata"
         self.log_file = self.data_dir / "postgres.log"
-        self.durable = durable
         self._bin_dir = find_bin_dir()
         self._lock_fd: int | None = None
         self._pid: int | None = None
@@ -148,8 +146,6 @@ class EmbeddedPostgres:
             "--locale-provider=builtin",
             "--builtin-locale=C.UTF-8",
         ]
-        if not self.durable:
-            args.append("--no-sync")
         started = time.monotonic()
         result = run_as(user, self._bin_dir / "initdb", args, cwd=self.data_dir, timeout=300)
         if result.returncode != 0:
@@ -170,8 +166,6 @@ class EmbeddedPostgres:
             "unix_socket_permissions": "0700",
             "port": str(PORT),
         }
-        if not self.durable:
-            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         options = shlex.join(arg for name, value in settings.items() for arg in ("-c", f"{name}={value}"))
         rotate_log(self.log_file)
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
