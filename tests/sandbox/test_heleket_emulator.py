@@ -212,6 +212,9 @@ async def test_duplicates_carry_the_same_signed_body(world: World) -> None:
     world.emulator.pay("stars-12")
     first, second = await world.receiver.wait(2)
     assert first == second and world.receiver.bodies[0] == world.receiver.bodies[1]
+    # The emulator records a delivery once it has the answer, which may be just after the receiver saw it.
+    await world.emulator.wait_for_webhook("paid", order_id="stars-12")
+    await world.emulator.wait_for_webhook("paid", order_id="stars-12")
     assert [d.duplicate for d in world.emulator.deliveries] == [False, True]
 
 
