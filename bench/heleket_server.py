@@ -6,7 +6,8 @@ At start it opens and pays every invoice listed in the --invoices file (a JSON l
 currency]) without HTTP, writes the uuid Heleket gave each one to the --uuids file ({order_id: uuid}), then serves
 the API and prints `heleket ready on PORT`. Nothing sends webhooks from here (the invoices have no url_callback):
 the bench sends them. On SIGTERM it prints one JSON line: how many answers it gave, by path and status.
-`HeleketProcess` starts it and reads it from the bench's side.
+`HeleketProcess` starts it and reads it from the bench's side; `set_info_latency` changes how long payment/info
+takes from then on (a bench-only route, `POST /_bench/info-latency?seconds=S`, which Heleket does not have).
 
     python -m bench.heleket_server --invoices FILE --uuids FILE [--info-latency SECONDS]
 """
@@ -22,12 +23,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import anyio
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.common import HELEKET_KEY, MERCHANT, PYTHON
 from bench.processes import Child
 from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 
 INFO = "/v1/payment/info"
+CONTROL = "/_bench/info-latency"
 TALLY_SECONDS = 0.5
 READY_SECONDS = 120  # opening and paying 40,000 invoices takes a few seconds on a busy core
 
@@ -37,6 +43,7 @@ class HeleketProcess(Child):
 
     def __init__(self, folder: Path, invoices: list[tuple[str, Decimal, str]], *, info_latency: float) -> None:
         stamp = time.monotonic_ns()
+        self.port = 0
         listed, self.uuids_path = folder / f"heleket-invoices.{stamp}.json", folder / f"heleket-uuids.{stamp}.json"
         listed.write_text(json.dumps([[order_id, str(amount), currency] for order_id, amount, currency in invoices]))
         super().__init__(
@@ -57,13 +64,33 @@ class HeleketProcess(Child):
 
     async def wait_ready(self) -> tuple[int, dict[str, str]]:
         """Once it serves: its port, and the uuid Heleket gave each invoice, by order_id."""
-        port = int((await self.wait_output("heleket ready on", READY_SECONDS)).rsplit(" ", 1)[1])
-        return port, json.loads(self.uuids_path.read_text())
+        self.port = int((await self.wait_output("heleket ready on", READY_SECONDS)).rsplit(" ", 1)[1])
+        return self.port, json.loads(self.uuids_path.read_text())
+
+    async def set_info_latency(self, seconds: float) -> None:
+        """payment/info answers after `seconds` from now on."""
+        async with httpx.AsyncClient(trust_env=False) as http:
+            answer = await http.post(f"http://127.0.0.1:{self.port}{CONTROL}", params={"seconds": seconds})
+            answer.raise_for_status()
 
     async def answers(self) -> dict[str, int]:
         """After stop(): how many calls it answered, by "path status"."""
         line = await self.wait_output("heleket summary", 5)
         return dict(json.loads(line.split("heleket summary ", 1)[1])["answers"])
+
+
+def with_control(emulator: HeleketEmulator, app: ASGIApp) -> ASGIApp:
+    """The emulator's app, plus the bench's route that sets payment/info's latency."""
+
+    async def control(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == CONTROL:
+            seconds = float(Request(scope, receive).query_params["seconds"])
+            emulator.set_latency(INFO, seconds)
+            await JSONResponse({"info_latency": seconds})(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return control
 
 
 def open_and_pay(emulator: HeleketEmulator, invoices: list[list[str]]) -> dict[str, str]:
@@ -91,6 +118,7 @@ async def keep_tallying(emulator: HeleketEmulator, answers: Counter[str]) -> Non
 async def main(invoices: Path, uuids: Path, info_latency: float) -> None:
     emulator = HeleketEmulator(merchant_uuid=MERCHANT, api_key=HELEKET_KEY)
     emulator.set_latency(INFO, info_latency)
+    emulator.app = with_control(emulator, emulator.app)
     uuids.write_text(json.dumps(open_and_pay(emulator, json.loads(invoices.read_text()))))
     answers: Counter[str] = Counter()
     async with anyio.create_task_group() as group:

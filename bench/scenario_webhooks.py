@@ -12,12 +12,21 @@ no one. The shop sends each credited user a notice through a Telegram emulator i
 (bench/telegram_sink.py), as it would through Telegram. At the end every invoice that was paid is credited
 exactly once with its amount, every balance is the sum of its invoices, the ledger verifies, each credit sent one
 notice and was confirmed by a `payment/info` answer; in the ceiling's tables likewise.
+
+The shop answers a webhook once it is stored in its inbox and credits after the answer (the settler), so after
+each run the bench waits for the inbox to drain before it checks, and the next run starts on an idle shop. Then
+"credit latency p99": webhooks offered open-loop at `credit_rate` per second (10 % repeats), Heleket's
+payment/info answering in `credit_info_latency` (50 ms), and for each invoice the time from its webhook's 200
+to its credit being visible in the database (polled every POLL_SECONDS, so at most that much too high).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from dataclasses import dataclass
+import socket
+import time
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,6 +55,10 @@ FIRST_USER = 6_000_001
 PATH = "/webhook/heleket"
 DUPLICATE_EVERY = 10  # every tenth webhook repeats one sent four places earlier
 CURRENCY = "USD"
+CREDIT = "credit"  # the invoices of the credit-latency phase: bench-credit-N
+POLL_SECONDS = 0.01
+IDLE_SECONDS = 1.0  # a keep-alive connection idle longer is not reused (hypercorn closes idle ones after 5 s)
+DRAIN_SECONDS = 180.0
 
 
 @dataclass
@@ -57,6 +70,9 @@ class WebhookSettings:
     shop_invoices: int = 20_000  # per connection count; a run ends early if they run out
     ceiling_invoices: int = 40_000
     info_latency: float = 0.0  # seconds the Heleket emulator takes to answer each payment/info
+    credit_rate: float = 100.0  # webhooks/s offered in the credit-latency phase
+    credit_seconds: float = 10.0
+    credit_info_latency: float = 0.05  # payment/info's answer time in that phase
 
 
 @dataclass
@@ -138,7 +154,7 @@ async def run_webhooks(
 ) -> None:
     static = await run_static(folder, settings)
     credit = await run_credit_ceiling(postgres, folder, settings)
-    shop, confirmed = await run_shop(postgres, folder, settings)
+    shop, confirmed, latency = await run_shop(postgres, folder, settings)
     for connections in settings.connections:
         s, c, a = shop[connections], credit[connections], static[connections]
         target = " at 32" if connections == 32 else ""
@@ -183,6 +199,23 @@ async def run_webhooks(
             f"in {c.load.elapsed:.1f} s (p99 {c.p99:.1f} ms); (a) {a.load.count} in {a.load.elapsed:.1f} s "
             f"(p50 {a.p50:.1f} ms, p99 {a.p99:.1f} ms)"
         )
+    result.measures.append(
+        Measure(
+            "credit latency p99",
+            latency.p99,
+            "ms",
+            target="< 1 s",
+        )
+    )
+    for connections, seconds in latency.drains.items():
+        result.notes.append(
+            f"{connections} connections: the settler credited the run's backlog {seconds:.1f} s after it"
+        )
+    result.notes.append(
+        f"credit latency: {len(latency.latencies)} invoices, webhooks offered at {settings.credit_rate:g}/s "
+        f"(achieved {latency.rate:.0f}/s), payment/info answering in {settings.credit_info_latency * 1000:.0f} ms; "
+        f"from the 200 to the credit: p50 {latency.p50:.0f} ms, p99 {latency.p99:.0f} ms, max {latency.max:.0f} ms"
+    )
     result.notes.append(
         f"shop: Heleket's payment/info answered {confirmed} times, each after "
         f"{settings.info_latency * 1000:.0f} ms (the emulator in a process of its own)"
@@ -191,6 +224,7 @@ async def run_webhooks(
         "every webhook answered 200; each paid invoice credited exactly once with its amount, duplicates none",
         "every balance equals the sum of its credited invoices; ledger verify passes",
         "one top-up notice per credit reached Telegram; the ceiling's balances likewise exact",
+        "inbox: one row per event (repeats stored once), each settled exactly once as credited, none left pending",
         "each credit confirmed by Heleket's payment/info (the emulator), which answered every call 200",
     ]
 
@@ -269,19 +303,172 @@ async def check_ceiling_books(conn: asyncpg.Connection, sent: list[Invoice]) -> 
     check(not wrong, f"ceiling: {len(wrong)} balances are not the sum of their invoices")
 
 
-def plan_shop_invoices(connections: int, settings: WebhookSettings) -> list[Invoice]:
-    """The invoices of one connection count, in sending order; their uuids are the ones Heleket gives."""
+def plan_shop_invoices(connections: int | str, settings: WebhookSettings, count: int = 0) -> list[Invoice]:
+    """The invoices of one connection count (or of the credit phase), in sending order; their uuids are the ones
+    Heleket gives."""
     return [
         Invoice(f"bench-{connections}-{g}", "", Decimal(1 + g % 50), FIRST_USER + g % settings.users)
-        for g in range(1, settings.shop_invoices + 1)
+        for g in range(1, (count or settings.shop_invoices) + 1)
     ]
 
 
-async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) -> tuple[dict[int, Run], int]:
-    """The shop's runs, and how many payment/info calls Heleket answered for them."""
+@dataclass
+class CreditRun:
+    """The credit-latency phase: per invoice, seconds from its webhook's 200 to its credit seen."""
+
+    latencies: list[float] = field(default_factory=list)
+    answered: set[int] = field(default_factory=set)
+    sent: int = 0
+    elapsed: float = 0.0
+    drains: dict[int, float] = field(default_factory=dict)  # connections -> seconds to settle a run's backlog
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 50) * 1000
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 99) * 1000
+
+    @property
+    def max(self) -> float:
+        return max(self.latencies, default=0.0) * 1000
+
+
+async def paced_send(port: int, bodies: list[bytes], rate: float) -> tuple[dict[int, float], list[int], float]:
+    """Open loop: body i goes out at start + i / rate on a free keep-alive connection (a new one when none is
+    free). Returns when each body was answered (monotonic), the statuses, and the seconds the sending took."""
+    answered: dict[int, float] = {}
+    statuses: list[int] = []
+    free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+    opened: list[asyncio.StreamWriter] = []
+
+    async def one(index: int, body: bytes) -> None:
+        while free and time.monotonic() - free[-1][2] > IDLE_SECONDS:  # the server may have closed it
+            free.pop()[1].close()
+        if free:
+            reader, writer, _ = free.pop()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            opened.append(writer)
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        writer.write(head + body)
+        try:
+            response = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in response.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            if length:
+                await reader.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionError) as error:
+            raise BenchFailure(f"the server broke a connection mid-request: {error!r}") from None
+        answered[index] = time.monotonic()
+        statuses.append(int(response[9:12]))
+        if b"\r\nconnection: close" in response.lower():
+            writer.close()
+        else:
+            free.append((reader, writer, time.monotonic()))
+
+    started = time.monotonic()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index, body in enumerate(bodies):
+                delay = started + index / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                group.create_task(one(index, body))
+    finally:
+        for writer in opened:
+            writer.close()
+    return answered, statuses, time.monotonic() - started
+
+
+async def watch_credits(conn: asyncpg.Connection, prefix: str, expected: int, done: asyncio.Event) -> dict[str, float]:
+    """When (monotonic) each invoice of `prefix` was first seen credited, polling every POLL_SECONDS until
+    `expected` are and the sending is `done`, or DRAIN_SECONDS pass."""
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while time.monotonic() < deadline and not (done.is_set() and len(seen) >= expected):
+        rows = await conn.fetch(
+            "SELECT order_id FROM invoices WHERE order_id LIKE $1 AND credited_amount IS NOT NULL", prefix + "%"
+        )
+        now = time.monotonic()
+        for row in rows:
+            seen.setdefault(row["order_id"], now)
+        await asyncio.sleep(POLL_SECONDS)
+    return seen
+
+
+async def run_credit_latency(
+    conn: asyncpg.Connection, port: int, invoices: list[Invoice], settings: WebhookSettings, credit: CreditRun
+) -> None:
+    """Offer the phase's webhooks at `credit_rate`; each invoice's time from its first 200 to its credit."""
+    bodies, owners = bodies_for(invoices)
+    count = int(settings.credit_rate * settings.credit_seconds)
+    bodies, owners = bodies[:count], owners[:count]
+    done = asyncio.Event()
+    watcher = asyncio.create_task(watch_credits(conn, f"bench-{CREDIT}-", len(set(owners)), done))
+    try:
+        answered, statuses, elapsed = await paced_send(port, bodies, settings.credit_rate)
+    except BaseException:
+        watcher.cancel()
+        raise
+    finally:
+        done.set()
+    seen = await watcher
+    check(statuses.count(200) == len(bodies), f"credit phase: webhooks answered {sorted(set(statuses))}")
+    first: dict[int, float] = {}
+    for index, owner in enumerate(owners):
+        first[owner] = min(first.get(owner, answered[index]), answered[index])
+    missing = [invoices[o].order_id for o in first if invoices[o].order_id not in seen]
+    check(not missing, f"credit phase: {len(missing)} invoices never credited, e.g. {missing[:3]}")
+    credit.latencies = [max(0.0, seen[invoices[o].order_id] - at) for o, at in first.items()]
+    credit.answered = set(first)
+    credit.sent = len(bodies)
+    credit.elapsed = elapsed
+
+
+async def drained(conn: asyncpg.Connection) -> float:
+    """Seconds until the shop's inbox has no pending event (the settler credited everything answered)."""
+    started = time.monotonic()
+    while await conn.fetchval("SELECT count(*) FROM heleket_inbox WHERE state = 'pending'"):
+        check(time.monotonic() - started < DRAIN_SECONDS, f"the inbox did not drain in {DRAIN_SECONDS:g} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def check_inbox(conn: asyncpg.Connection) -> None:
+    """Each event stored once (its repeats answered but not stored again) and settled once, as credited."""
+    rows = await conn.fetch("SELECT state, outcome, attempts, count(*) AS n FROM heleket_inbox GROUP BY 1, 2, 3")
+    found = [(r["state"], r["outcome"], r["attempts"]) for r in rows]
+    check(found == [("settled", "credited", 1)], f"inbox events not each credited once: {found}")
+    events = await conn.fetchval("SELECT count(*) FROM heleket_inbox")
+    invoices = await conn.fetchval("SELECT count(*) FROM invoices WHERE credited_amount IS NOT NULL")
+    check(events == invoices, f"{events} inbox events for {invoices} credited invoices")
+
+
+async def run_shop(
+    postgres: Postgres, folder: Path, settings: WebhookSettings
+) -> tuple[dict[int, Run], int, CreditRun]:
+    """The shop's runs, how many payment/info calls Heleket answered for them, and the credit-latency phase."""
     dsn = await postgres.fresh_database("webhooks")
     planned = {connections: plan_shop_invoices(connections, settings) for connections in settings.connections}
-    every_invoice = [invoice for invoices in planned.values() for invoice in invoices]
+    credit_invoices = plan_shop_invoices(CREDIT, settings, int(settings.credit_rate * settings.credit_seconds))
+    credit = CreditRun()
+    every_invoice = [invoice for invoices in [*planned.values(), credit_invoices] for invoice in invoices]
     heleket = HeleketProcess(
         folder, [(i.order_id, i.amount, CURRENCY) for i in every_invoice], info_latency=settings.info_latency
     )
@@ -316,20 +503,18 @@ async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) 
             try:
                 for connections in settings.connections:
                     invoices = planned[connections]
-                    await conn.execute(
-                        "INSERT INTO invoices (order_id, user_id, amount, currency, uuid, status, expires_at) "
-                        "SELECT o, u, a, $5, id, 'check', now() + interval '1 hour' "
-                        "FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::text[]) AS t(o, u, a, id)",
-                        [i.order_id for i in invoices],
-                        [i.user_id for i in invoices],
-                        [i.amount for i in invoices],
-                        [i.uuid for i in invoices],
-                        CURRENCY,
-                    )
+                    await seed_shop_invoices(conn, invoices)
                     bodies, owners = bodies_for(invoices)
                     runs[connections] = await send(web_port, bodies, owners, connections, settings)
+                    credit.drains[connections] = await drained(conn)  # the next run starts on an idle shop
                     sent = {invoices[i].order_id for i in runs[connections].answered}
                     await check_shop_invoices(conn, connections, sent)
+                await seed_shop_invoices(conn, credit_invoices)
+                await heleket.set_info_latency(settings.credit_info_latency)
+                await run_credit_latency(conn, web_port, credit_invoices, settings, credit)
+                await drained(conn)
+                await check_shop_invoices(conn, CREDIT, {credit_invoices[i].order_id for i in credit.answered})
+                await check_inbox(conn)
                 await check_shop_books(conn)
             finally:
                 await conn.close()
@@ -343,11 +528,25 @@ async def run_shop(postgres: Postgres, folder: Path, settings: WebhookSettings) 
         await heleket.stop()
         await postgres.drop_database(dsn)
     summary = json.loads((await sink.wait_output("sink summary", 5)).split("sink summary ", 1)[1])
-    credited = sum(len(run.answered) for run in runs.values())
+    credited = sum(len(run.answered) for run in runs.values()) + len(credit.answered)
     check(not summary["failures"], f"failed Bot API calls: {summary['failures']}")
     notices = summary["methods"].get("sendmessage", 0)
     check(notices == credited, f"{credited} top-ups credited but {notices} notices sent")
-    return runs, check_confirmed(await heleket.answers(), credited)
+    return runs, check_confirmed(await heleket.answers(), credited), credit
+
+
+async def seed_shop_invoices(conn: asyncpg.Connection, invoices: list[Invoice]) -> None:
+    """Our invoice rows, as the top-up flow leaves them once Heleket made each one."""
+    await conn.execute(
+        "INSERT INTO invoices (order_id, user_id, amount, currency, uuid, status, expires_at) "
+        "SELECT o, u, a, $5, id, 'check', now() + interval '1 hour' "
+        "FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::text[]) AS t(o, u, a, id)",
+        [i.order_id for i in invoices],
+        [i.user_id for i in invoices],
+        [i.amount for i in invoices],
+        [i.uuid for i in invoices],
+        CURRENCY,
+    )
 
 
 def check_confirmed(answers: dict[str, int], credited: int) -> int:
@@ -360,7 +559,7 @@ def check_confirmed(answers: dict[str, int], credited: int) -> int:
     return confirmed
 
 
-async def check_shop_invoices(conn: asyncpg.Connection, connections: int, sent: set[str]) -> None:
+async def check_shop_invoices(conn: asyncpg.Connection, connections: int | str, sent: set[str]) -> None:
     rows = await conn.fetch(
         "SELECT i.order_id, i.amount, i.credited_amount, i.status, "
         "(SELECT count(*) FROM movements m WHERE m.idempotency_key = 'invoice:' || i.id || ':credit') AS credits, "

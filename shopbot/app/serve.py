@@ -1,7 +1,7 @@
 """The shop as one process: resources opened in order, services started under supervision.
 
 Order of start-up: database server → pool → migrations → Redis → bot client → Heleket client → web
-server → metrics listener → settings watch → Telegram (poller or webhook) → payment reconciler → order
+server → metrics listener → settings watch → Telegram (poller or webhook) → webhook settler → payment reconciler → order
 worker and wallet watch → cookie refresher → repricer → broadcasts (each service only when configured).
 The shop is ready only when every service said it started. A stop reverses it:
 readiness goes false, services drain on their own (hypercorn through its shutdown trigger, the
@@ -60,6 +60,7 @@ from shopbot.payments.lookup import PaymentLookup
 from shopbot.payments.reconciler import Reconciler
 from shopbot.payments.referrals import Referrals
 from shopbot.payments.settle import Settlement
+from shopbot.payments.settler import Settler
 from shopbot.payments.topup import TopUps
 from shopbot.redis_client import open_redis
 from shopbot.web.api import api_routes
@@ -181,7 +182,10 @@ async def run_shop(
         lookup = PaymentLookup(heleket, cache) if heleket is not None else None
         topups = TopUps(pool, heleket, config, settlement, cache, lookup=lookup)
         reconciler = None
+        settler = None
         if heleket is not None:
+            # Heleket's webhooks are stored by the endpoint and settled by the settler, after the answer.
+            settler = Settler(pool, dsn, settlement, lookup, lifecycle, metrics)
             reconciler = Reconciler(
                 pool,
                 heleket,
@@ -258,7 +262,7 @@ async def run_shop(
 
         metrics.refreshers.append(shop_stats(pool, metrics, list(circuits.values())))
         metrics.refreshers.append(admin.margins.gauge(metrics))
-        routes = [heleket_webhook_route(config, settlement, metrics, lookup), *api_routes(config, pool, ledger)]
+        routes = [heleket_webhook_route(config, pool, metrics), *api_routes(config, pool, ledger)]
         if receiver is not None:
             routes.append(receiver.route())
         guard = Middleware(
@@ -273,8 +277,8 @@ async def run_shop(
         web = build_web_app(health, metrics, routes, [guard])
 
         async with anyio.create_task_group() as group:
-            # Only the web server, Telegram, the reconciler and the order worker are needed to take money and
-            # deliver; the rest is optional: if it cannot start or keeps crashing it is turned off and reported.
+            # Only the web server, Telegram, the settler, the reconciler and the order worker are needed to take money
+            # and deliver; the rest is optional: if it cannot start or keeps crashing it is turned off and reported.
             supervisor = Supervisor(
                 config.supervisor,
                 lifecycle,
@@ -314,6 +318,8 @@ async def run_shop(
             )  # a taken metrics port is reported; the shop still sells
             await supervisor.start("settings", partial(settings.watch, lifecycle))
             await supervisor.start("telegram", telegram_service)
+            if settler is not None:
+                await supervisor.start("settler", settler.run)
             if reconciler is not None:
                 await supervisor.start("reconciler", reconciler.run)
             if fulfilment.worker is not None and fulfilment.wallet is not None:

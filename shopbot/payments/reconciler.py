@@ -1,9 +1,9 @@
 """The reconciler: asks Heleket about every unfinished invoice, so a lost webhook still credits.
 
 Each pass applies what `payment/info` says (a final answer may come from the cache) through the same
-`Settlement` path as a webhook (a status already seen is a duplicate there and changes nothing),
-finishes invoices whose creation was interrupted, and expires invoices Heleket never heard of once
-their lifetime is long over.
+`Settlement` path the settler (settler.py) applies webhooks through: whichever learns of a state first acts on
+it, and the other finds it recorded, a duplicate that changes nothing. It finishes invoices whose creation
+was interrupted, and expires invoices Heleket never heard of once their lifetime is long over.
 
 Round robin: each pass takes the BATCH invoices asked about longest ago (never asked first) and stamps
 each one it asked about, so however many invoices are open, every one is asked within a few passes.

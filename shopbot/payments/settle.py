@@ -90,6 +90,15 @@ class Credited:
 Notify = Callable[[Credited], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What applying one status came to, and the notices it still owes (sent by `Settlement.tell`)."""
+
+    outcome: Outcome
+    credited: Credited | None = None
+    bonus: Bonus | None = None
+
+
 def paid_in_shop_currency(state: PaymentState) -> Decimal | None:
     """What the payer actually paid, in the invoice currency, rounded down to the cent."""
     if state.currency == "USD" and state.payment_amount_usd and state.payment_amount_usd > 0:
@@ -154,11 +163,21 @@ class Settlement:
     async def apply(
         self, state: PaymentState, *, source: str, payload: dict[str, Any], invoice: asyncpg.Record | None = None
     ) -> Outcome:
-        """Apply one status; safe to call any number of times with the same state. `invoice`: our row for
+        """Apply one status and tell the user about a credit; safe to call any number of times with the same
+        state. `invoice`: our row for `state.order_id` when the caller has read it already."""
+        settled = await self.settle(state, source=source, payload=payload, invoice=invoice)
+        await self.tell(settled)
+        return settled.outcome
+
+    async def settle(
+        self, state: PaymentState, *, source: str, payload: dict[str, Any], invoice: asyncpg.Record | None = None
+    ) -> Settled:
+        """Apply one status, telling nobody yet (the caller passes the result to `tell` once every lock it holds
+        is released); safe to call any number of times with the same state. `invoice`: our row for
         `state.order_id` when the caller has read it already (the decisions are made on the row locked below)."""
         invoice = await self.our_invoice(state, invoice)
         if isinstance(invoice, Outcome):
-            return invoice
+            return Settled(invoice)
         credited: Credited | None = None
         bonus: Bonus | None = None
         await self.ledger.open_accounts(invoice["user_id"], SystemAccount.HELEKET_CLEARING)
@@ -169,7 +188,7 @@ class Settlement:
                 conn, locked["id"], state.uuid, state.status, state.is_final, source, raw
             )
             if event is None:
-                return Outcome.DUPLICATE
+                return Settled(Outcome.DUPLICATE)
             amount, attention = decide_credit(state, self.config)
             if amount is not None and locked["credited_amount"] is None:
                 posted = await self.ledger.credit(
@@ -212,7 +231,7 @@ class Settlement:
         if attention:
             log.warning("invoice %s needs attention: %s", invoice["order_id"], attention)
         if credited is None:
-            return Outcome.RECORDED
+            return Settled(Outcome.RECORDED)
         log.info(
             "invoice %s credited %s %s to user %s",
             invoice["order_id"],
@@ -220,16 +239,21 @@ class Settlement:
             credited.currency,
             credited.user_id,
         )
-        if self.notify is not None:
+        return Settled(Outcome.CREDITED, credited, bonus)
+
+    async def tell(self, settled: Settled) -> None:
+        """The notices of a settled status (the user's credit, the inviter's bonus), if any: sent after the commit,
+        never raising (the money is in whatever Telegram says)."""
+        if settled.credited is not None and self.notify is not None:
+            credited = settled.credited
             try:
                 await self.notify(credited)
             except TelegramAPIError as exc:  # blocked the bot, deleted the chat: the money is in anyway
                 log.warning("could not tell user %s about their top-up: %s", credited.user_id, exc.message)
             except Exception:
                 log.exception("could not tell user %s about their top-up", credited.user_id)
-        if bonus is not None and self.referrals is not None:
-            await self.referrals.tell(bonus)
-        return Outcome.CREDITED
+        if settled.bonus is not None and self.referrals is not None:
+            await self.referrals.tell(settled.bonus)
 
 
 def mismatch(invoice: asyncpg.Record, state: PaymentState) -> str:

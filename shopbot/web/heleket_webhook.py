@@ -1,54 +1,42 @@
-"""`POST /webhook/heleket`: Heleket's payment webhooks.
+"""`POST /webhook/heleket`: Heleket's payment webhooks, stored in the inbox and answered.
 
-The body is read once and at most MAX_BODY bytes; the signature is checked on it before anything
-else is believed, and even a signed body only makes us ask Heleket (payments/confirm.py). Answers: 200
-once Heleket's state is applied or known (duplicates included), 200 `unconfirmed` when Heleket does not
-say what the webhook said (a test webhook must not be retried for ever; the reconciler keeps asking),
-503 when Heleket cannot be asked (so it retries), 404 for an order we do not know (so Heleket retries,
-in case our row is not visible yet), and a 4xx naming the problem for anything forged or malformed.
-Nothing here moves money: `Settlement` does.
+The endpoint does only what must happen before the answer: the address check, the body read once and at most
+MAX_BODY bytes, the signature checked on it before anything else is believed, and one statement storing the
+verified event in the inbox (`heleket_inbox`, once per uuid, status and finality) that wakes the settlers.
+Answers: 200 once the event is stored (a repeat included: it is stored already), a 4xx naming the problem for
+anything forged or malformed (403 address, 413 size, 401 signature, 400 body), and 503 when the event could not
+be stored (the database out of reach or busy: web/app.py answers those with `Retry-After`, so Heleket sends it
+again). Whether the invoice is ours, what Heleket's payment/info says about it, and the credit are the
+settler's (payments/settler.py), after the answer. Nothing here moves money.
 """
 
 from __future__ import annotations
 
 import logging
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shopbot.config.schema import Config
+from shopbot.db.queries import queries
 from shopbot.metrics import Metrics
-from shopbot.payments.confirm import settle_webhook
 from shopbot.payments.heleket_wire import decode_webhook
-from shopbot.payments.lookup import PaymentLookup
-from shopbot.payments.settle import Outcome, Settlement
+from shopbot.payments.settler import inbox_event
 from shopbot.payments.signing import WebhookRejected, verify_webhook
 from shopbot.request_body import BodyTooLarge, read_limited
 from shopbot.web.client_ip import client_ip, is_allowed, parse_networks
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
-_STATUS = {
-    Outcome.CREDITED: 200,
-    Outcome.RECORDED: 200,
-    Outcome.DUPLICATE: 200,
-    Outcome.UNCONFIRMED: 200,
-    Outcome.UNKNOWN_INVOICE: 404,
-    Outcome.MISMATCH: 422,
-    Outcome.UNAVAILABLE: 503,
-}
 
 
-def heleket_webhook_route(
-    config: Config, settlement: Settlement, metrics: Metrics, lookup: PaymentLookup | None
-) -> Route:
-    """The route, bound to the shop's settlement, its Heleket key, and the lookup that asks Heleket."""
+def heleket_webhook_route(config: Config, pool: asyncpg.Pool, metrics: Metrics) -> Route:
+    """The route, bound to the shop's database (the inbox) and its Heleket key."""
     allowed = parse_networks(config.heleket.allowed_ips)
     proxies = parse_networks(config.web.trusted_proxies)
     api_key = config.heleket.api_key
-    for outcome in Outcome:  # every outcome exported from the start, at zero
-        metrics.payments.labels(outcome.value)
 
     def refuse(status: int, reason: str, detail: str = "") -> Response:
         metrics.errors.labels(f"heleket_webhook_{reason}").inc()
@@ -73,10 +61,7 @@ def heleket_webhook_route(
             return refuse(status, rejected.reason, rejected.detail or "")
         if webhook.type != "payment":
             return refuse(400, "unsupported_type", webhook.type)
-        outcome = await settle_webhook(webhook, settlement, lookup)
-        metrics.payments.labels(outcome.value).inc()
-        if outcome in (Outcome.UNKNOWN_INVOICE, Outcome.MISMATCH, Outcome.UNAVAILABLE):
-            return refuse(_STATUS[outcome], outcome.value, webhook.order_id)
-        return JSONResponse({"ok": True, "outcome": outcome.value}, status_code=_STATUS[outcome])
+        stored = await queries.inbox.store_inbox_event(pool, *inbox_event(payload))
+        return JSONResponse({"ok": True, "stored": "new" if stored is not None else "repeat"})
 
     return Route("/webhook/heleket", on_heleket_webhook, methods=["POST"])

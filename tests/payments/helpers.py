@@ -5,6 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import anyio
+import asyncpg
+
 from shopbot.payments.signing import php_json_encode, sign_body
 from tests.shop_harness import HELEKET_KEY
 
@@ -49,3 +52,30 @@ def signed(payload: dict[str, Any], key: str = HELEKET_KEY) -> bytes:
     body = dict(payload)
     body["sign"] = sign_body(php_json_encode(payload), key)
     return php_json_encode(body)
+
+
+async def settled(
+    pool: asyncpg.Pool, uuid: str, status: str = "paid", *, is_final: bool = True, state: str | None = None
+) -> tuple[str, str]:
+    """Wait for the settler to have tried the newest inbox event (uuid, status, is_final) the webhook stored (and,
+    with `state`, for the event to be in that state); returns its (state, outcome): ('settled', 'credited'),
+    ('refused', 'unconfirmed'), ('pending', 'unavailable')…"""
+    with anyio.fail_after(15):
+        while True:
+            row = await pool.fetchrow(
+                "SELECT state, outcome FROM heleket_inbox WHERE uuid = $1 AND status = $2 AND is_final = $3 "
+                "ORDER BY id DESC LIMIT 1",
+                uuid,
+                status,
+                is_final,
+            )
+            if row is not None and row["outcome"] is not None and state in (None, row["state"]):
+                return row["state"], row["outcome"]
+            await anyio.sleep(0.02)
+
+
+async def inbox_drained(pool: asyncpg.Pool) -> None:
+    """Wait until the settler has acted on every event in the inbox (none pending)."""
+    with anyio.fail_after(15):
+        while await pool.fetchval("SELECT count(*) FROM heleket_inbox WHERE state = 'pending'"):
+            await anyio.sleep(0.02)

@@ -1,4 +1,5 @@
-"""Everything Heleket's webhook endpoint may be sent: each bad request is refused and moves nothing."""
+"""Everything Heleket's webhook endpoint may be sent: each bad request is refused and moves nothing; a verified one
+is stored, answered 200, and settled by the settler after the answer (Heleket's payment/info decides)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from shopbot.config.schema import WebConfig
 from shopbot.db.queries import queries
 from shopbot.ledger.verify import verify_ledger
 from tests.ledger.helpers import make_user
-from tests.payments.helpers import signed, webhook_payload
+from tests.payments.helpers import settled, signed, webhook_payload
 from tests.shop_harness import ShopUnderTest, free_port, running_shop
 
 D = Decimal
@@ -37,9 +38,11 @@ def at_heleket(shop: ShopUnderTest, order_id: str, amount: Decimal = TEN, *, pai
     return invoice.uuid
 
 
-async def assert_nothing_moved(shop: ShopUnderTest) -> None:
+async def assert_nothing_moved(shop: ShopUnderTest, *, stored: int = 0) -> None:
+    """No money and no payment state moved; `stored` inbox events (verified bodies the settler refused)."""
     assert await shop.shop.pool.fetchval("SELECT count(*) FROM movements") == 0
     assert await shop.shop.pool.fetchval("SELECT count(*) FROM invoice_events") == 0
+    assert await shop.shop.pool.fetchval("SELECT count(*) FROM heleket_inbox") == stored
 
 
 @pytest.fixture
@@ -57,8 +60,14 @@ async def test_a_valid_paid_webhook_credits(shop: ShopUnderTest) -> None:
     order_id = await open_invoice(shop.shop.pool)
     uuid = at_heleket(shop, order_id)
     status, body = await post(shop, signed(webhook_payload(order_id, uuid, "10")))
-    assert (status, body["outcome"]) == (200, "credited")
+    assert (status, body) == (200, {"ok": True, "stored": "new"})
+    assert await settled(shop.shop.pool, uuid) == ("settled", "credited")
     assert (await shop.shop.ledger.balance(7)).available == D("10")
+    # The same webhook again: stored already, answered 200, and nothing more happens.
+    assert await post(shop, signed(webhook_payload(order_id, uuid, "10"))) == (200, {"ok": True, "stored": "repeat"})
+    assert await shop.shop.pool.fetchval("SELECT count(*) FROM heleket_inbox") == 1
+    assert (await shop.shop.ledger.balance(7)).available == D("10")
+    assert (await verify_ledger(shop.shop.pool)).ok
 
 
 def cancelled_turned_paid(payload: dict) -> bytes:  # type: ignore[type-arg]
@@ -126,10 +135,13 @@ async def test_a_huge_chunked_body_is_refused(shop: ShopUnderTest) -> None:
     await assert_nothing_moved(shop)
 
 
-async def test_an_unknown_order_is_404_so_heleket_retries(shop: ShopUnderTest) -> None:
+async def test_an_unknown_order_is_stored_and_looked_for_again_later(shop: ShopUnderTest) -> None:
     status, body = await post(shop, signed(webhook_payload("topup-999-none", UUID, "10")))
-    assert (status, body["error"]) == (404, "unknown_invoice")
-    await assert_nothing_moved(shop)
+    assert (status, body["stored"]) == (200, "new")
+    # Our row may not be visible yet: the settler looks again later (with a backoff), and moves nothing.
+    assert await settled(shop.shop.pool, UUID) == ("pending", "unknown_invoice")
+    assert shop.heleket is not None and not [c for c in shop.heleket.calls if c.path == "/v1/payment/info"]
+    await assert_nothing_moved(shop, stored=1)
 
 
 @pytest.mark.parametrize(("field", "value"), [("amount", "100.00000000"), ("currency", "EUR")])
@@ -138,8 +150,9 @@ async def test_a_signed_status_that_disagrees_with_the_invoice_moves_nothing(
 ) -> None:
     order_id = await open_invoice(shop.shop.pool)
     status, body = await post(shop, signed({**webhook_payload(order_id, UUID, "10"), field: value}))
-    assert (status, body["error"]) == (422, "mismatch")
-    await assert_nothing_moved(shop)
+    assert (status, body["stored"]) == (200, "new")
+    assert await settled(shop.shop.pool, UUID) == ("refused", "mismatch")
+    await assert_nothing_moved(shop, stored=1)
 
 
 async def test_a_replayed_paid_after_a_refund_credits_nothing_more(shop: ShopUnderTest) -> None:
@@ -147,11 +160,13 @@ async def test_a_replayed_paid_after_a_refund_credits_nothing_more(shop: ShopUnd
     order_id = await open_invoice(shop.shop.pool)
     uuid = at_heleket(shop, order_id)
     paid = signed(webhook_payload(order_id, uuid, "10", "paid"))
-    assert (await post(shop, paid))[1]["outcome"] == "credited"
+    assert (await post(shop, paid))[0] == 200
+    assert await settled(shop.shop.pool, uuid, "paid") == ("settled", "credited")
     shop.heleket.refund(order_id)
     refunded = signed(webhook_payload(order_id, uuid, "10", "refund_paid"))
-    assert (await post(shop, refunded))[1]["outcome"] == "recorded"
-    assert (await post(shop, paid)) == (200, {"ok": True, "outcome": "duplicate"})
+    assert (await post(shop, refunded))[0] == 200
+    assert await settled(shop.shop.pool, uuid, "refund_paid") == ("settled", "recorded")
+    assert (await post(shop, paid)) == (200, {"ok": True, "stored": "repeat"})  # acted on: nothing to settle
     invoice = await queries.invoices.invoice_by_order_id(shop.shop.pool, order_id)
     assert invoice["status"] == "refund_paid"
     assert (await shop.shop.ledger.balance(7)).available == D("10")
@@ -162,10 +177,13 @@ async def test_a_paid_over_after_paid_does_not_credit_twice(shop: ShopUnderTest)
     order_id = await open_invoice(shop.shop.pool)
     uuid = at_heleket(shop, order_id)
     await post(shop, signed(webhook_payload(order_id, uuid, "10", "paid")))
+    assert await settled(shop.shop.pool, uuid, "paid") == ("settled", "credited")
     # Heleket still says `paid`: a signed `paid_over` it does not bear out is answered, and applies nothing.
     status, body = await post(shop, signed(webhook_payload(order_id, uuid, "10", "paid_over")))
-    assert (status, body["outcome"]) == (200, "unconfirmed")
+    assert (status, body["stored"]) == (200, "new")
+    assert await settled(shop.shop.pool, uuid, "paid_over") == ("refused", "unconfirmed")
     assert (await shop.shop.ledger.balance(7)).available == D("10")
+    assert (await verify_ledger(shop.shop.pool)).ok
 
 
 async def test_non_final_statuses_credit_nothing_and_only_confirmed_ones_are_recorded(shop: ShopUnderTest) -> None:
@@ -173,14 +191,14 @@ async def test_non_final_statuses_credit_nothing_and_only_confirmed_ones_are_rec
     order_id = await open_invoice(shop.shop.pool)
     uuid = at_heleket(shop, order_id, paid=False)
 
-    async def say(status_name: str) -> tuple[int, str]:
-        status, body = await post(shop, signed(webhook_payload(order_id, uuid, "10", status_name, is_final=False)))
-        return status, body["outcome"]
+    async def say(status_name: str) -> tuple[int, str, str]:
+        status, _ = await post(shop, signed(webhook_payload(order_id, uuid, "10", status_name, is_final=False)))
+        return (status, *await settled(shop.shop.pool, uuid, status_name, is_final=False))
 
-    assert await say("check") == (200, "recorded")
-    assert await say("confirm_check") == (200, "unconfirmed")  # Heleket still says `check`
+    assert await say("check") == (200, "settled", "recorded")
+    assert await say("confirm_check") == (200, "refused", "unconfirmed")  # Heleket still says `check`
     shop.heleket.underpay(order_id)
-    assert await say("wrong_amount_waiting") == (200, "recorded")
+    assert await say("wrong_amount_waiting") == (200, "settled", "recorded")
     assert await shop.shop.pool.fetchval("SELECT count(*) FROM movements") == 0
     statuses = await shop.shop.pool.fetch("SELECT status FROM invoice_events ORDER BY id")
     assert [r["status"] for r in statuses] == ["check", "wrong_amount_waiting"]
@@ -200,4 +218,9 @@ async def test_only_heleket_addresses_may_call_when_an_allow_list_is_set(databas
         assert (await post(shop, body, **{"X-Forwarded-For": "31.133.220.8, 198.51.100.7"}))[0] == 403
         await assert_nothing_moved(shop)
         status, answer = await post(shop, body, **{"X-Forwarded-For": "31.133.220.8"})
-        assert (status, answer["outcome"]) == (200, "credited")
+        assert (status, answer["stored"]) == (200, "new")
+        assert await settled(shop.shop.pool, await shop.shop.pool.fetchval("SELECT uuid FROM heleket_inbox")) == (
+            "settled",
+            "credited",
+        )
+        assert (await shop.shop.ledger.balance(7)).available == D("10")

@@ -1,5 +1,6 @@
 """Payments in, at the edges (issue 13, items 4, 7, 8): a signed webhook is not a payment, one event cannot
-swallow a credit, and one user's invoice flood (or Heleket's 429s) cannot stop anyone else's top-up."""
+swallow a credit, and one user's invoice flood (or Heleket's 429s) cannot stop anyone else's top-up. Webhooks are
+stored and answered, then settled by the settler: the tests wait for it (helpers.settled, inbox_drained)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from shopbot.errors import Refused
 from shopbot.ledger.verify import verify_ledger
 from tests.bot.test_bot_account import Customer
 from tests.ledger.helpers import make_user
-from tests.payments.helpers import signed, webhook_payload
+from tests.payments.helpers import inbox_drained, settled, signed, webhook_payload
 from tests.shop_harness import ShopUnderTest, running_shop
 
 D = Decimal
@@ -52,24 +53,29 @@ async def test_a_signed_paid_webhook_for_an_unpaid_invoice_credits_nothing_and_t
         )
         test = await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id, ok=None)
         assert (test.status_code, test.attempt) == (200, 1)  # answered, so Heleket does not retry it for ever
-        # A signed body replayed (or signed by anyone holding the key) for the same unpaid invoice.
+        assert await settled(shop.shop.pool, uuid) == ("refused", "unconfirmed")  # Heleket says `check`
+        # A signed body replayed (or signed by anyone holding the key) for the same unpaid invoice: a refused
+        # event does not make it a repeat, so Heleket is asked again, and denies it again.
         replay = await shop.http.post("/webhook/heleket", content=signed(webhook_payload(invoice.order_id, uuid, "10")))
-        assert (replay.status_code, replay.json()["outcome"]) == (200, "unconfirmed")
+        assert (replay.status_code, replay.json()["stored"]) == (200, "new")
+        assert await settled(shop.shop.pool, uuid) == ("refused", "unconfirmed")
         assert await balance(shop, user) == D("0")
         # What Heleket said (still `check`) may be recorded; nothing that could make the genuine webhook a duplicate.
         assert [event for event in await events(shop) if event[0] != "check"] == []
 
-        # Now the payer really pays: Heleket's genuine webhook credits in its own request, no reconciler pass.
+        # Now the payer really pays: Heleket's genuine webhook (the same event as the two before) is stored and
+        # credited by the settler at once, no reconciler pass.
         shop.heleket.pay(invoice.order_id)
         genuine = await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id)
         assert genuine.attempt == 1
+        assert await settled(shop.shop.pool, uuid) == ("settled", "credited")
         assert await balance(shop, user) == D("10")
         assert (await events(shop))[-1] == ("paid", True, "webhook")
         report = await verify_ledger(shop.shop.pool)
         assert report.ok, report.problems
 
 
-async def test_a_webhook_heleket_cannot_confirm_yet_is_answered_503_and_credited_on_its_retry(
+async def test_a_webhook_heleket_cannot_confirm_yet_is_answered_200_and_credited_when_the_settler_tries_again(
     database_url: str,
 ) -> None:
     async with running_shop(database_url, heleket=True) as shop:
@@ -81,9 +87,13 @@ async def test_a_webhook_heleket_cannot_confirm_yet_is_answered_503_and_credited
             shop.heleket.fail_next(INFO, status=503)
         shop.heleket.pay(invoice.order_id)
         first = await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id, ok=None)
-        assert first.status_code == 503  # Heleket could not be asked: nothing applied, Heleket retries
-        retried = await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id)
-        assert retried.attempt == 2
+        assert (first.status_code, first.attempt) == (200, 1)  # stored: Heleket need not send it again
+        uuid = shop.heleket.invoice_by_order(invoice.order_id).uuid
+        # Heleket could not be asked: nothing applied, the event waits in the inbox and is tried again.
+        assert await settled(shop.shop.pool, uuid) == ("pending", "unavailable")
+        assert await balance(shop, user) == D("0")
+        assert await settled(shop.shop.pool, uuid, state="settled") == ("settled", "credited")
+        assert await shop.shop.pool.fetchval("SELECT attempts FROM heleket_inbox") == 2
         assert await balance(shop, user) == D("5")
         assert await events(shop) == [("paid", True, "webhook")]
         assert (await verify_ledger(shop.shop.pool)).ok
@@ -97,10 +107,12 @@ async def test_a_non_final_paid_seen_first_does_not_swallow_the_final_paid(datab
         shop.heleket.pay(invoice.order_id, final=False)  # `paid`, but not final yet
         early = await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id)
         assert early.payload["is_final"] is False
+        await inbox_drained(shop.shop.pool)
         assert await balance(shop, user) == D("0")
         shop.heleket.finalize(invoice.order_id)
         final = await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id)
         assert final.payload["is_final"] is True
+        await inbox_drained(shop.shop.pool)
         assert await balance(shop, user) == D("12")
         await shop.shop.reconciler.reconcile_once()
         assert await balance(shop, user) == D("12")  # exactly once
@@ -185,6 +197,7 @@ async def test_heleket_429s_pause_calls_and_do_not_open_its_circuit(database_url
         await anyio.sleep(1.1)  # Retry-After honoured
         shop.heleket.pay(invoices[0].order_id)
         await shop.heleket.wait_for_webhook("paid", order_id=invoices[0].order_id)
+        await inbox_drained(shop.shop.pool)
         assert await balance(shop, user) == D("5")
         assert (await verify_ledger(shop.shop.pool)).ok
 

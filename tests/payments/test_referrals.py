@@ -23,6 +23,7 @@ from shopbot.payments.referrals import bonus_for, code_from_payload
 from shopbot.web.api_auth import mint_token
 from tests.bot.test_admin import admin_shop, open_admin, press_menu, reply
 from tests.bot.test_bot_purchase import Chat, plain
+from tests.payments.helpers import inbox_drained
 from tests.shop_harness import ShopUnderTest, running_shop
 
 D = Decimal
@@ -72,11 +73,12 @@ async def inviter_of(shop: ShopUnderTest, user_id: int) -> int | None:
 
 
 async def top_up(shop: ShopUnderTest, user_id: int, amount: str) -> str:
-    """A real Heleket invoice, paid at the emulator; returns once its webhook was confirmed and answered."""
+    """A real Heleket invoice, paid at the emulator; returns once its webhook was answered and settled."""
     assert shop.heleket is not None
     invoice = await shop.shop.topups.create(user_id, D(amount))
     shop.heleket.pay(invoice.order_id)
     await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id)
+    await inbox_drained(shop.shop.pool)  # the settler credits after the answer
     return invoice.order_id
 
 
@@ -125,6 +127,7 @@ async def test_a_friend_who_joins_through_the_link_and_tops_up_10_earns_the_invi
         # Heleket repeats the webhook (or anyone replays it): no second bonus, no second credit.
         shop.heleket.send_webhook(order_id, "paid")
         await shop.heleket.wait_for_webhook("paid", order_id=order_id)
+        await inbox_drained(shop.shop.pool)  # the settler credits after the answer
         assert (await balance(shop, INVITER), await balance(shop, INVITEE)) == (D("0.50"), D("10"))
 
         inviter.say("/referral")
@@ -194,6 +197,7 @@ async def test_a_refund_after_a_paid_bonus_is_flagged_and_the_admin_sees_inviter
 
         shop.heleket.refund(order_id)
         await shop.heleket.wait_for_webhook("refund_paid", order_id=order_id)
+        await inbox_drained(shop.shop.pool)  # the settler credits after the answer
         with anyio.fail_after(10):
             while not await shop.shop.pool.fetchval("SELECT flagged FROM referral_bonuses"):
                 await anyio.sleep(0.05)
@@ -254,6 +258,7 @@ async def test_only_clean_credits_pay_a_bonus_whichever_path_credits_them(databa
         shop.heleket.underpay(under.order_id, amount=D("4"))
         shop.heleket.expire(under.order_id)
         await shop.heleket.wait_for_webhook("wrong_amount", order_id=under.order_id)
+        await inbox_drained(shop.shop.pool)  # the settler credits after the answer
         assert D("3.9") <= await balance(shop, INVITEE) <= D("4")
         assert await balance(shop, INVITER) == D("0")
 

@@ -1,4 +1,5 @@
-"""Top-ups end to end: Heleket invoices, signed webhooks, the reconciler, and money counted once."""
+"""Top-ups end to end: Heleket invoices, signed webhooks, the reconciler, and money counted once. A webhook is
+answered once stored; the settler credits after the answer, so the tests wait for the inbox to drain."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from shopbot.db.queries import queries
 from shopbot.errors import Refused
 from shopbot.ledger.verify import verify_ledger
 from tests.ledger.helpers import make_user
-from tests.payments.helpers import signed, webhook_payload
+from tests.payments.helpers import inbox_drained, signed, webhook_payload
 from tests.shop_harness import running_shop
 
 D = Decimal
@@ -33,6 +34,7 @@ async def test_top_up_end_to_end_credits_once_and_tells_the_user(database_url: s
         notice = await shop.telegram.wait_for_call("sendMessage", predicate=lambda c: c.params["chat_id"] == user)
         assert "15.00 USD" in notice.params["text"]
         await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id)  # the duplicate, acknowledged
+        await inbox_drained(shop.shop.pool)
         assert await balance(shop, user) == D("15")
         stored = await queries.invoices.invoice_by_order_id(shop.shop.pool, invoice.order_id)
         assert (stored["status"], stored["is_final"], stored["credited_amount"]) == ("paid", True, D("15"))
@@ -48,6 +50,7 @@ async def test_both_wire_encodings_are_accepted(database_url: str) -> None:
         shop.heleket.unicode_escapes()
         shop.heleket.pay(invoice.order_id)
         await shop.heleket.wait_for_webhook("paid", order_id=invoice.order_id)
+        await inbox_drained(shop.shop.pool)
         assert await balance(shop, user) == D("2")
 
 
@@ -58,12 +61,14 @@ async def test_overpayment_and_underpayment_follow_the_policies(database_url: st
         over = await shop.shop.topups.create(user, D("10"))
         shop.heleket.overpay(over.order_id)
         await shop.heleket.wait_for_webhook("paid_over", order_id=over.order_id)
+        await inbox_drained(shop.shop.pool)
         assert await balance(shop, user) == D("10")  # credit_invoice_amount: the surplus is kept
         under = await shop.shop.topups.create(user, D("10"))
         shop.heleket.underpay(under.order_id)
         await shop.heleket.wait_for_webhook("wrong_amount_waiting", order_id=under.order_id)
         shop.heleket.expire(under.order_id)
         await shop.heleket.wait_for_webhook("wrong_amount", order_id=under.order_id)
+        await inbox_drained(shop.shop.pool)
         assert await balance(shop, user) == D("10")  # hold_for_operator: nothing more credited
         stored = await queries.invoices.invoice_by_id(shop.shop.pool, under.id)
         assert stored["needs_attention"].startswith("underpaid")
@@ -77,6 +82,7 @@ async def test_underpayment_can_credit_what_was_paid(database_url: str) -> None:
         shop.heleket.underpay(under.order_id, amount=D("4"))
         shop.heleket.expire(under.order_id)
         await shop.heleket.wait_for_webhook("wrong_amount", order_id=under.order_id)
+        await inbox_drained(shop.shop.pool)
         assert D("3.9") <= await balance(shop, user) <= D("4")
 
 
@@ -160,6 +166,13 @@ async def test_thousands_of_concurrent_webhooks_with_duplicates_credit_each_invo
                 for body in deliveries[::2] + deliveries[1::2]:
                     group.start_soon(deliver, body)
         assert statuses.count(200) == 5000, sorted(set(statuses))
+        # Each event stored once, whatever raced; the settler credits each once.
+        assert await pool.fetchval("SELECT count(*) FROM heleket_inbox") == 1000
+        with anyio.fail_after(60):
+            while await pool.fetchval("SELECT count(*) FROM heleket_inbox WHERE state = 'pending'"):
+                await anyio.sleep(0.1)
+        outcomes = await pool.fetch("SELECT state, outcome, count(*) AS n FROM heleket_inbox GROUP BY 1, 2")
+        assert [(r["state"], r["outcome"], r["n"]) for r in outcomes] == [("settled", "credited", 1000)]
         for user, amount in expected.items():
             assert await balance(shop, user) == amount
         assert await pool.fetchval("SELECT count(*) FROM movements") == 1000
