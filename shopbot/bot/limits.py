@@ -54,10 +54,11 @@ class BotLimits:
         self.operations = Limit("operations", config.operations_per_minute, config.burst)
         self.payments = Limit("payments", config.payments_per_minute, config.burst)
         self.everyone = Limit("global", config.global_messages_per_minute, config.burst)
+        self.new_user_window = timedelta(seconds=config.new_user_window)
 
     def multiplier(self, user: User, first_seen: datetime | None) -> float:
         factor = self.config.premium_multiplier if user.is_premium else 1.0
-        new_user_window = timedelta(seconds=self.config.new_user_window)
+        new_user_window = self.new_user_window
         if first_seen is not None and new_user_window and datetime.now(UTC) - first_seen < new_user_window:
             factor *= self.config.new_user_multiplier
         return factor

@@ -62,6 +62,15 @@ class KnownUserMiddleware(BaseMiddleware):
         """Drop the cached profile everywhere (after the user changed something stored, such as the language)."""
         await self.cache.forget("user", user_id)
 
+    async def language_stored(self, shop_user: ShopUser, language: str | None) -> None:
+        """The user's own language choice is stored (`language`, as the database returned it): the cached
+        profile says so everywhere at once, so the next update needs no upsert to learn it. None (no row came
+        back): the profile is dropped instead, and the next update reads it."""
+        if language is None:
+            await self.forget(shop_user.id)
+        else:
+            await self.cache.put("user", shop_user.id, msgspec.structs.replace(shop_user, language=language))
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:

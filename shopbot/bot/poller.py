@@ -46,6 +46,7 @@ class Poller:
         self.offset: int | None = None
         self._poll_scope = anyio.CancelScope()
         self.places = anyio.Semaphore(max_concurrent)
+        self._update_types: list[str] | None = None  # what the routers handle: fixed once the shop runs
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Poll until the shop stops, then let in-flight handlers finish."""
@@ -86,11 +87,10 @@ class Poller:
     async def fetch(self, limit: int = 100) -> list[Update]:
         """One long poll of at most `limit` updates; empty when the shop starts stopping. Telegram outages are
         waited out."""
+        if self._update_types is None:
+            self._update_types = self.dispatcher.resolve_used_update_types()
         method = GetUpdates(
-            offset=self.offset,
-            limit=limit,
-            timeout=self.poll_timeout,
-            allowed_updates=self.dispatcher.resolve_used_update_types(),
+            offset=self.offset, limit=limit, timeout=self.poll_timeout, allowed_updates=self._update_types
         )
         delay = 1.0
         while not self.lifecycle.stopping.is_set():

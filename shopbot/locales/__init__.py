@@ -42,10 +42,12 @@ def _argument(value: Any) -> Any:
 
 
 class Texts:
-    """Every language's messages; `get(lang, key, **args)` formats one."""
+    """Every language's messages; `get(lang, key, **args)` formats one. A message without arguments is
+    formatted once and remembered (the texts never change while the shop runs)."""
 
     def __init__(self, folder: Path = FOLDER) -> None:
         self._bundles: dict[str, FluentBundle] = {}
+        self._plain: dict[tuple[str, str], str] = {}
         for language in LANGUAGES:
             bundle = FluentBundle([language], use_isolating=False)
             for path in sorted((folder / language).glob("*.ftl")):
@@ -60,6 +62,14 @@ class Texts:
 
     def get(self, language: str, key: str, **args: Any) -> str:
         """The formatted message; falls back to English, then to the key itself (and logs it)."""
+        if args:
+            return self._format(language, key, args)
+        text = self._plain.get((language, key))
+        if text is None:
+            text = self._format(language, key, args)
+        return text
+
+    def _format(self, language: str, key: str, args: dict[str, Any]) -> str:
         bundle = self._bundles.get(language) or self._bundles[DEFAULT_LANGUAGE]
         if not bundle.has_message(key):
             bundle = self._bundles[DEFAULT_LANGUAGE]
@@ -72,7 +82,11 @@ class Texts:
         text, errors = bundle.format_pattern(message.value, {k: _argument(v) for k, v in args.items()})
         for error in errors:
             log.error("text %r in %s: %s", key, language, error)
-        return text if isinstance(text, str) else key  # not a text: a cyclic reference, logged just above
+        if not isinstance(text, str):
+            return key  # not a text: a cyclic reference, logged just above
+        if not args and not errors and language in self._bundles:  # bounded: known languages, existing keys
+            self._plain[language, key] = text
+        return text
 
 
 class Translator:

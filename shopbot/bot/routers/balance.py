@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncpg
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from shopbot.bot.callbacks import Menu
-from shopbot.bot.keyboards import button
+from shopbot.bot.keyboards import button, per_language
 from shopbot.bot.screens import show
 from shopbot.config.schema import Config
 from shopbot.ledger import Ledger
@@ -15,8 +16,12 @@ from shopbot.locales import Translator
 from shopbot.money import format_money
 
 
-async def balance_text(t: Translator, ledger: Ledger, config: Config, user_id: int) -> str:
-    balance = await ledger.balance(user_id)
+async def balance_text(t: Translator, ledger: Ledger, pool: asyncpg.Pool, config: Config, user_id: int) -> str:
+    # Both accounts read on one connection (one acquire, not two). Their ids are known first (remembered after
+    # the first time), so no second connection is taken while this one is held.
+    await ledger.open_accounts(user_id)
+    async with pool.acquire() as conn:
+        balance = await ledger.balance(user_id, conn)
     currency = config.shop.currency
     lines = [t("balance-available", balance=format_money(balance.available, currency))]
     if balance.held > 0:
@@ -27,6 +32,10 @@ async def balance_text(t: Translator, ledger: Ledger, config: Config, user_id: i
 
 
 def balance_keyboard(t: Translator) -> InlineKeyboardMarkup:
+    return per_language(t, "balance", _balance_keyboard)
+
+
+def _balance_keyboard(t: Translator) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
@@ -38,13 +47,17 @@ def balance_keyboard(t: Translator) -> InlineKeyboardMarkup:
     )
 
 
-async def on_balance_command(message: Message, t: Translator, ledger: Ledger, config: Config) -> None:
+async def on_balance_command(
+    message: Message, t: Translator, ledger: Ledger, pool: asyncpg.Pool, config: Config
+) -> None:
     assert message.from_user is not None
-    await show(message, await balance_text(t, ledger, config, message.from_user.id), balance_keyboard(t))
+    await show(message, await balance_text(t, ledger, pool, config, message.from_user.id), balance_keyboard(t))
 
 
-async def on_balance_button(query: CallbackQuery, t: Translator, ledger: Ledger, config: Config) -> None:
-    await show(query, await balance_text(t, ledger, config, query.from_user.id), balance_keyboard(t))
+async def on_balance_button(
+    query: CallbackQuery, t: Translator, ledger: Ledger, pool: asyncpg.Pool, config: Config
+) -> None:
+    await show(query, await balance_text(t, ledger, pool, config, query.from_user.id), balance_keyboard(t))
 
 
 def build_router() -> Router:

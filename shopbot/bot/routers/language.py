@@ -11,7 +11,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 
 from shopbot.bot.callbacks import Menu
 from shopbot.bot.keyboards import button, main_menu
-from shopbot.bot.middlewares import KnownUserMiddleware
+from shopbot.bot.middlewares import KnownUserMiddleware, ShopUser
 from shopbot.bot.screens import show
 from shopbot.db.queries import queries
 from shopbot.locales import LANGUAGES, Texts, Translator
@@ -50,16 +50,18 @@ async def on_language_chosen(
     texts: Texts,
     pool: asyncpg.Pool,
     users: KnownUserMiddleware,
+    shop_user: ShopUser,
     callback_answer: CallbackAnswer,
 ) -> None:
-    """Store the choice, drop the cached profile (so the next update reads it), answer in the new language."""
+    """Store the choice, put it in the cached profile (as the database returned it), answer in the new
+    language."""
     language = callback_data.language
     if language not in LANGUAGES:  # a forged button: nothing to store
         callback_answer.text = t("stale-button")
         callback_answer.show_alert = True
         return
-    await queries.profile.set_language(pool, query.from_user.id, language)
-    await users.forget(query.from_user.id)
+    stored = await queries.profile.set_language(pool, query.from_user.id, language)
+    await users.language_stored(shop_user, stored)
     chosen = Translator(texts, language)
     callback_answer.text = chosen("language-changed")
     await show(query, f"{chosen('language-changed')}\n\n{chosen('menu-title')}", main_menu(chosen))
