@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiogram import Bot
@@ -12,13 +13,11 @@ from shopbot.bot.notices import OrderNotices, admin_alert
 from shopbot.config.schema import Config
 from shopbot.config.secret import Secret
 from shopbot.errors import ShopbotError
-from shopbot.fulfilment.cookies import CookieFormatError, CookieStore
 from shopbot.fulfilment.costs import TonRates
 from shopbot.fulfilment.fragment import FragmentClient
 from shopbot.fulfilment.orders import Orders
 from shopbot.fulfilment.products import Shopfront
 from shopbot.fulfilment.recipients import RecipientLookups
-from shopbot.fulfilment.refresher import CookieRefresher
 from shopbot.fulfilment.wallet import WalletWatch
 from shopbot.fulfilment.worker import OrderWorker
 from shopbot.guard.circuit import CircuitBreaker
@@ -28,6 +27,9 @@ from shopbot.locales import Texts
 from shopbot.logs import add_secrets
 from shopbot.metrics import Metrics
 from shopbot.payments.heleket import HeleketClient
+
+if TYPE_CHECKING:  # the refresher and its browser load only in KYC mode (open_cookie_refresher)
+    from shopbot.fulfilment.refresher import CookieRefresher
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,9 @@ async def open_cookie_refresher(
     """KYC mode: the client uses the newest stored cookies, and the refresher keeps them alive."""
     if fulfilment.client is None or not config.fragment.kyc:
         return None
+    from shopbot.fulfilment.cookies import CookieFormatError, CookieStore
+    from shopbot.fulfilment.refresher import CookieRefresher
+
     store = CookieStore(pool)
     if config.fragment.cookies:
         try:

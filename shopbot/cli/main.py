@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -148,14 +149,27 @@ def load_for_running(args: argparse.Namespace) -> Config:
     return config
 
 
+def import_serve() -> Callable[[Config], Awaitable[int]]:
+    """The shop, imported late: aiogram takes seconds to import. The cyclic garbage collector waits meanwhile
+    (the import makes a few hundred thousand objects that live as long as the process, and the collector would
+    go through them again and again); the import's garbage is then collected once, and what is left is frozen
+    (gc.freeze), so no later collection goes through it either."""
+    gc.disable()
+    try:
+        from shopbot.app.serve import serve
+    finally:
+        gc.enable()
+    gc.collect()
+    gc.freeze()
+    return serve
+
+
 def command_serve(args: argparse.Namespace) -> int:
     config = load_for_running(args)
     problems = serve_problems(config)
     if problems:
         raise ConfigError(problems)
-    from shopbot.app.serve import serve  # imported late: aiogram takes seconds to import
-
-    return anyio.run(serve, config, backend="asyncio")
+    return anyio.run(import_serve(), config, backend="asyncio")
 
 
 def command_migrate(args: argparse.Namespace) -> int:

@@ -3,28 +3,37 @@
 One browser per job, always closed: Chromium takes about 470 MB while it runs. A profile can be
 open in one Chromium at a time, so a second job (say `shopbot fragment login` while the shop's
 refresher runs) is refused with a clear error instead of a confusing launch failure.
+
+Playwright is imported when a browser is first launched, in a worker thread (about 0.4 s and 10 MB that
+a shop which never launches one does not pay); checking that Chromium is installed needs only its path.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard
 
 import anyio
-from playwright.async_api import BrowserContext, Page, async_playwright
-from playwright.async_api import Error as PlaywrightError
 
 from shopbot.config.schema import FragmentConfig
 from shopbot.errors import ShopbotError
 from shopbot.fulfilment.cookies import REQUIRED, CookieSet, StoredCookies, session_expiry
 
+if TYPE_CHECKING:
+    from playwright.async_api import BrowserContext, Page
+    from playwright.async_api import Error as PlaywrightError
+
 log = logging.getLogger(__name__)
 
+PLAYWRIGHT = "playwright.async_api"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # From refs/telegram.md: --no-sandbox because the shop may run as root; the rest keeps a server quiet.
 CHROMIUM_FLAGS = (
@@ -57,6 +66,17 @@ class BrowserProfileBusyError(ShopbotError):
             f"the browser profile {profile} is in use by Chromium (pid {', '.join(map(str, pids))}): "
             "another refresh or `shopbot fragment login` is running; try again when it ends"
         )
+
+
+async def load_playwright() -> None:
+    """Import Playwright (once; later calls find it loaded) in a worker thread, so the event loop keeps serving."""
+    await anyio.to_thread.run_sync(importlib.import_module, PLAYWRIGHT)
+
+
+def is_playwright_error(exc: BaseException) -> TypeGuard[PlaywrightError]:
+    """Whether exc is Playwright's Error, without importing Playwright: until it is loaded, nothing raised it."""
+    api = sys.modules.get(PLAYWRIGHT)
+    return api is not None and isinstance(exc, api.Error)
 
 
 def chromium_path(config: FragmentConfig) -> Path:
@@ -103,6 +123,10 @@ async def open_browser(config: FragmentConfig, *, headless: bool = True) -> Asyn
         raise BrowserProfileBusyError(profile, busy)
     args = [*CHROMIUM_FLAGS, "--headless"] if headless else list(CHROMIUM_FLAGS)
     launched: set[int] = set()
+    await load_playwright()
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import async_playwright
+
     playwright = await async_playwright().start()
     try:
         context = await playwright.chromium.launch_persistent_context(

@@ -16,13 +16,11 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import msgspec
 from anyio.abc import TaskStatus
-from playwright.async_api import BrowserContext, Page
-from playwright.async_api import Error as PlaywrightError
 
 from shopbot.config.schema import FragmentConfig
 from shopbot.config.secret import Secret
@@ -30,6 +28,7 @@ from shopbot.errors import ShopbotError
 from shopbot.fulfilment.browser import (
     check_chromium,
     chromium_path,
+    is_playwright_error,
     open_browser,
     prepare_profile,
     put_stored_cookies,
@@ -38,6 +37,9 @@ from shopbot.fulfilment.browser import (
 from shopbot.fulfilment.cookies import CookieStore, parse_cookies
 from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
+
+if TYPE_CHECKING:  # Playwright itself loads when the first browser is launched (browser.open_browser)
+    from playwright.async_api import BrowserContext, Page
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def _describe(exc: Exception) -> str:
         return str(exc)
     if type(exc) is TimeoutError:
         return f"the refresh took longer than {REFRESH_SECONDS:g} s"
-    lines = (exc.message if isinstance(exc, PlaywrightError) else str(exc)).strip().splitlines()
+    lines = (exc.message if is_playwright_error(exc) else str(exc)).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
@@ -265,6 +267,8 @@ async def login(
     url = config.login_url
     stored = await store.latest()
     async with open_browser(config, headless=headless) as context:
+        from playwright.async_api import Error as PlaywrightError  # loaded by open_browser
+
         await put_stored_cookies(context, url, stored)
         page = await _main_page(context)
         await page.goto(url, wait_until="load", timeout=NAVIGATION_SECONDS * 1000)
@@ -319,6 +323,8 @@ class _LoginWindows:
         self.said: set[str] = set()
 
     async def update(self, context: BrowserContext) -> None:
+        from playwright.async_api import Error as PlaywrightError  # loaded by open_browser
+
         pages = [page for page in context.pages if not page.is_closed()]
         if not pages:
             return
