@@ -134,9 +134,9 @@ class Ledger:
     async def balance(self, user_id: int, conn: asyncpg.Connection | None = None) -> Balance:
         """The user's balance as the database has it now (never from a cache)."""
         db = conn or self.pool
-        available = await queries.ledger.account_balance(db, await self.account_id(USER, user_id, db))
-        held = await queries.ledger.account_balance(db, await self.account_id(USER_HELD, user_id, db))
-        return Balance(available, held)
+        available, held = await self.account_id(USER, user_id, db), await self.account_id(USER_HELD, user_id, db)
+        row = await queries.ledger.user_balance(db, available, held)  # one round trip once the ids are known
+        return Balance(row["available"], row["held"])
 
     # --- mechanics -----------------------------------------------------------------------------------
 

@@ -170,7 +170,7 @@ class Settler:
                     with anyio.move_on_after(LISTEN_CHECK_SECONDS):
                         await lost.wait()
                     if not lost.is_set():
-                        await conn.fetchval("SELECT 1")  # a connection dropped without a word raises here
+                        await queries.health.ping(conn)  # a connection dropped without a word raises here
                 log.warning("settler's listening connection was lost; listening again")
             except DATABASE_AWAY as exc:
                 log.warning("settler cannot listen for webhooks: %s", exc)

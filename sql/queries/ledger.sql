@@ -1,7 +1,9 @@
 -- What the ledger reads: balances, and the checks behind `shopbot ledger verify` and the metrics.
 
--- name: account_balance$
-SELECT balance FROM accounts WHERE id = $1;
+-- name: user_balance^
+-- A user's available and held balances in one statement ($1 the available account, $2 the held one).
+SELECT (SELECT balance FROM accounts WHERE id = $1) AS available,
+       (SELECT balance FROM accounts WHERE id = $2) AS held;
 
 -- name: unbalanced_movements
 -- For `shopbot ledger verify`: movements whose postings do not sum to zero in one currency.

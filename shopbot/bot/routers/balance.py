@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -16,12 +15,8 @@ from shopbot.locales import Translator
 from shopbot.money import format_money
 
 
-async def balance_text(t: Translator, ledger: Ledger, pool: asyncpg.Pool, config: Config, user_id: int) -> str:
-    # Both accounts read on one connection (one acquire, not two). Their ids are known first (remembered after
-    # the first time), so no second connection is taken while this one is held.
-    await ledger.open_accounts(user_id)
-    async with pool.acquire() as conn:
-        balance = await ledger.balance(user_id, conn)
+async def balance_text(t: Translator, ledger: Ledger, config: Config, user_id: int) -> str:
+    balance = await ledger.balance(user_id)
     currency = config.shop.currency
     lines = [t("balance-available", balance=format_money(balance.available, currency))]
     if balance.held > 0:
@@ -47,17 +42,13 @@ def _balance_keyboard(t: Translator) -> InlineKeyboardMarkup:
     )
 
 
-async def on_balance_command(
-    message: Message, t: Translator, ledger: Ledger, pool: asyncpg.Pool, config: Config
-) -> None:
+async def on_balance_command(message: Message, t: Translator, ledger: Ledger, config: Config) -> None:
     assert message.from_user is not None
-    await show(message, await balance_text(t, ledger, pool, config, message.from_user.id), balance_keyboard(t))
+    await show(message, await balance_text(t, ledger, config, message.from_user.id), balance_keyboard(t))
 
 
-async def on_balance_button(
-    query: CallbackQuery, t: Translator, ledger: Ledger, pool: asyncpg.Pool, config: Config
-) -> None:
-    await show(query, await balance_text(t, ledger, pool, config, query.from_user.id), balance_keyboard(t))
+async def on_balance_button(query: CallbackQuery, t: Translator, ledger: Ledger, config: Config) -> None:
+    await show(query, await balance_text(t, ledger, config, query.from_user.id), balance_keyboard(t))
 
 
 def build_router() -> Router:
