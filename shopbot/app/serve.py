@@ -205,7 +205,7 @@ async def run_shop(
         storage = FailoverStorage(link, config.cache.session_ttl, max_entries=config.cache.max_entries)
         # Stored prices and maintenance mode apply from the start, whether or not the admin area is wired in.
         settings = ShopSettings(pool, config.shop, on_prices=fulfilment.shopfront.use_prices)
-        await settings.refresh(force=True)
+        await settings.refresh()
         admin = admin_services(
             config,
             pool,

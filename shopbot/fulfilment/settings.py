@@ -13,7 +13,6 @@ stored inside it, so a write that changes nothing leaves no audit entry, whichev
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,24 +88,20 @@ class ShopSettings:
         self.configured_prices = PriceList.from_config(shop)
         self.maintenance = Maintenance()
         self.prices = self.configured_prices
-        self._read_at: float | None = None
 
     async def watch(self, lifecycle: Lifecycle, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """The service that keeps the settings at most `ttl` seconds old until the shop stops."""
         task_status.started()
         while not await lifecycle.sleep(self.ttl):
             try:
-                await self.refresh(force=True)
+                await self.refresh()
             except (asyncpg.PostgresError, OSError, DatabaseBusyError) as exc:  # the last known settings stay
                 log.warning("shop settings could not be read: %s", exc)
 
-    async def refresh(self, *, force: bool = False) -> None:
-        """Read the settings again when they are older than `ttl` (or when forced)."""
-        if not force and self._read_at is not None and time.monotonic() - self._read_at < self.ttl:
-            return
+    async def refresh(self) -> None:
+        """Read the settings again (at boot, after a change here, and every `ttl` seconds from `watch`)."""
         stored = {row["name"]: _decoded(row["value"]) for row in await queries.admin.all_settings(self.pool)}
         self._apply(stored)
-        self._read_at = time.monotonic()
 
     def _apply(self, stored: dict[str, Any]) -> None:
         raw = stored.get(MAINTENANCE)
@@ -122,7 +117,7 @@ class ShopSettings:
 
     async def set_maintenance(self, value: Maintenance, *, admin_id: int) -> Maintenance:
         """Switch maintenance mode (audited); the state before."""
-        await self.refresh(force=True)
+        await self.refresh()
         before = self.maintenance
         after = {"on": value.on, "message": value.message}
         action = "maintenance.message" if value.on == before.on else f"maintenance.{'on' if value.on else 'off'}"
@@ -131,7 +126,7 @@ class ShopSettings:
 
     async def set_prices(self, value: PriceList, *, admin_id: int) -> PriceList:
         """Change the prices (audited); the prices before."""
-        await self.refresh(force=True)
+        await self.refresh()
         before = self.prices
         await self._put(PRICES, prices_to_json(value), admin_id, "prices.set", prices_to_json(before))
         return before
@@ -152,7 +147,7 @@ class ShopSettings:
                 _encoder.encode(prices_to_json(after)).decode(),
                 reason,
             )
-        await self.refresh(force=True)
+        await self.refresh()
         return Reprice(at, before, after, reason)
 
     async def last_reprice(self) -> Reprice | None:
@@ -173,7 +168,7 @@ class ShopSettings:
                 await queries.pricing.lock_prices(conn)
             await queries.admin.put_setting(conn, name, _encoder.encode(value).decode(), admin_id)
             await record_audit(conn, admin_id=admin_id, action=action, target=name, before=before, after=value)
-        await self.refresh(force=True)
+        await self.refresh()
 
 
 def _decoded(value: Any) -> Any:

@@ -183,7 +183,7 @@ async def test_instances_take_turns_so_each_change_is_made_and_audited_once(shop
     await start_another_instance()
     assert await pricing_audit(shop) == [("pricing", "0.05", str(star_price_for(first.cost_ton / 50)))]
     stored = ShopSettings(pool, SHOP)
-    await stored.refresh(force=True)
+    await stored.refresh()
     assert stored.prices.star_price == star_price_for(first.cost_ton / 50)
 
 

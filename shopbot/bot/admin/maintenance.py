@@ -87,7 +87,7 @@ def maintenance_screen(t: Translator, settings: ShopSettings, note: str = "") ->
 
 
 async def on_maintenance_menu(query: CallbackQuery, t: Translator, admin: AdminServices) -> None:
-    await admin.settings.refresh(force=True)
+    await admin.settings.refresh()
     await show(query, *maintenance_screen(t, admin.settings))
 
 
@@ -95,7 +95,7 @@ async def on_maintenance_button(
     query: CallbackQuery, callback_data: MaintenanceAction, state: FSMContext, t: Translator, admin: AdminServices
 ) -> None:
     settings = admin.settings
-    await settings.refresh(force=True)
+    await settings.refresh()
     action = callback_data.action
     if action in ("on", "off"):
         wanted = action == "on"
@@ -119,7 +119,7 @@ async def on_maintenance_text(message: Message, state: FSMContext, t: Translator
         return
     await state.set_state(None)
     settings = admin.settings
-    await settings.refresh(force=True)
+    await settings.refresh()
     await settings.set_maintenance(
         Maintenance(settings.maintenance.on, "" if text == "-" else text), admin_id=message.from_user.id
     )

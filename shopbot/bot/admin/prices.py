@@ -118,7 +118,7 @@ async def on_prices_menu(
     query: CallbackQuery, state: FSMContext, t: Translator, pool: asyncpg.Pool, config: Config, admin: AdminServices
 ) -> None:
     await state.set_state(None)
-    await admin.settings.refresh(force=True)
+    await admin.settings.refresh()
     await show(query, *await prices_screen(t, pool, config, admin))
 
 
@@ -133,7 +133,7 @@ async def on_price_button(
     callback_answer: CallbackAnswer,
 ) -> None:
     settings = admin.settings
-    await settings.refresh(force=True)
+    await settings.refresh()
     item = callback_data.item
     if item == "reset":
         if settings.prices != settings.configured_prices:
@@ -177,7 +177,7 @@ async def on_price_text(
         await message.answer(t("admin-price-star-too-low", count=shop.min_stars))
         return
     settings = admin.settings
-    await settings.refresh(force=True)
+    await settings.refresh()
     current = settings.prices
     if item == "star":
         wanted = PriceList(price, dict(current.premium))
