@@ -29,6 +29,7 @@ from starlette.middleware import Middleware
 
 from shopbot.app.fulfilment import Fulfilment, assemble_fulfilment, open_cookie_refresher
 from shopbot.app.gauges import shop_stats
+from shopbot.app.memory import give_back_start_up_memory
 from shopbot.app.supervisor import ServiceFn, Supervisor
 from shopbot.bot.dispatcher import BotServices, BroadcastSender, admin_services, build_dispatcher
 from shopbot.bot.limits import BotLimits
@@ -334,6 +335,7 @@ async def run_shop(
             )
             lifecycle.ready = True
             metrics.ready.set(1)
+            give_back_start_up_memory()
             log.info("shop ready: web on http://%s:%d", config.web.host, web_port)
             log.info("metrics on http://%s:%d/metrics", config.metrics.host, metrics_port)
             task_status.started(
