@@ -134,9 +134,10 @@ class FragmentConfig(Section, frozen=True):
     request_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 60.0
     payment_ttl_seconds: Annotated[int, msgspec.Meta(ge=5, le=300)] = 120
     landing_margin_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 60.0
-    lookup_clients: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    lookup_clients: Annotated[int, msgspec.Meta(ge=1, le=20)] = 8
     lookup_wait_seconds: Annotated[float, msgspec.Meta(ge=0, le=60)] = 3.0
     lookup_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0
+    lookup_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=600)] = 60.0
     low_balance_ton: Decimal = Decimal("5")
     wallet_check_seconds: Annotated[float, msgspec.Meta(ge=10)] = 300.0
     cookie_refresh_interval: Annotated[float, msgspec.Meta(ge=60)] = 3600.0

@@ -134,6 +134,10 @@ class Shopfront:
             return self.prices.premium[str(quantity)]
         raise Refused("bad_product", f"the shop sells {' and '.join(PRODUCTS)}")
 
+    def knows(self, username: str) -> bool:
+        """Was this recipient found a moment ago, so that a quote for them needs no wait on Fragment?"""
+        return self.lookups is not None and self.lookups.known(username) is not None
+
     async def quote(self, product: str, quantity: int, username: str, *, user_id: int | None = None) -> Quote:
         """Price the order and look the recipient up on Fragment before any money is touched. `user_id` is
         the buyer: one lookup each at a time."""

@@ -12,28 +12,45 @@ A thread gives up with its caller. A caller that gave up before its thread began
 one that gave up during it leaves the client with the thread, which puts it back only when the call is
 really over, so two threads never share a client. Fresh cookies (`use_cookies`) reach every client: idle
 ones are dropped at once, busy ones when their thread hands them back; each is rebuilt on its next use.
+
+Buyers often name the same recipient (a friend, a channel's owner, themselves after a typo). Everyone asking
+for a name while a lookup of it is out waits for that one call and gets its answer (its "busy" and its
+failure too); and a name that was found is remembered for `lookup_cache_seconds`, so it is answered without
+Fragment. A name nobody has is never remembered: a buyer who has just set that username is found at once.
+Who a username belongs to may change within the minute; the order itself names the recipient to Fragment
+again when it is paid, so a remembered answer only ever shows a name, it never sends Stars.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
 from fragment_api_lib.exceptions import FragmentAPIError
 from fragment_api_lib.v3 import FragmentAPIv3
 
+from shopbot.cache import LocalEntries
 from shopbot.config.schema import FragmentConfig
 from shopbot.config.secret import Secret
 from shopbot.errors import ShopbotError
-from shopbot.fulfilment.fragment import NO_SUCH_RECIPIENT, FragmentFailure, Recipient, classify, normalize_username
+from shopbot.fulfilment.fragment import (
+    NO_SUCH_RECIPIENT,
+    BadRecipient,
+    FragmentFailure,
+    Recipient,
+    classify,
+    normalize_username,
+)
 
 log = logging.getLogger(__name__)
 # How often a lookup waiting for a client looks again for one a given-up thread handed back (a caller that
 # gets its answer wakes the waiters at once).
 RECHECK_SECONDS = 0.1
+# Found recipients remembered at most (the least recently asked go first).
+FOUND_ENTRIES = 10_000
 LeaseState = Literal["waiting", "calling", "done", "abandoned"]
 
 
@@ -55,6 +72,16 @@ class _Lease:
     state: LeaseState = "waiting"
 
 
+@dataclass(eq=False)
+class _Flight:
+    """One lookup of a name on Fragment, and its answer for everyone who asked for that name meanwhile."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    answered: bool = False  # False once done: the asker who made the call gave up before its answer
+    recipient: Recipient | None = None
+    error: LookupBusy | FragmentFailure | None = None
+
+
 class RecipientLookups:
     """The lookup pool; `user_info` is what the shopfront asks."""
 
@@ -73,6 +100,9 @@ class RecipientLookups:
         self._threads: anyio.CapacityLimiter | None = None
         self._users: set[int] = set()
         self._returned: anyio.Event | None = None
+        self._flights: dict[str, _Flight] = {}  # by lower-case name: the lookups out now
+        self._found: LocalEntries[str, Recipient] = LocalEntries(FOUND_ENTRIES)
+        self.found_seconds = config.lookup_cache_seconds
 
     def __repr__(self) -> str:
         return f"RecipientLookups(clients={self.size}, idle={len(self._idle)})"
@@ -85,39 +115,80 @@ class RecipientLookups:
             self._unbuilt += len(self._idle)
             self._idle.clear()
 
+    def known(self, username: str) -> Recipient | None:
+        """The recipient found for `username` within `lookup_cache_seconds`, without asking anyone; else None."""
+        try:
+            return self._found.get(normalize_username(username).lower())
+        except BadRecipient:
+            return None
+
     async def user_info(self, username: str, *, user_id: int | None = None) -> Recipient | None:
         """Who the username belongs to, as Fragment sees it; None when nobody has it (in either of the service's
         answers: `found: false`, or an error such as USER_NOT_FOUND). Raises BadRecipient for a malformed name,
         LookupBusy over a bound, FragmentFailure when the service does not answer."""
         name = normalize_username(username)
+        key = name.lower()  # Telegram usernames are case-insensitive
+        found = self._found.get(key)
+        if found is not None:
+            return found
         user = {user_id} if user_id is not None else set()
         if user & self._users:
             raise LookupBusy("one lookup per user at a time")
-        if self._threads is None:
-            self._threads = anyio.CapacityLimiter(self.size)  # never the default limiter the payer's calls use
         self._users |= user
         try:
-            lease = await self._lease()
-            try:
-                with anyio.fail_after(self.timeout):
-                    data: dict[str, Any] = await anyio.to_thread.run_sync(
-                        self._call, lease, name, abandon_on_cancel=True, limiter=self._threads
-                    )
-            except TimeoutError:
-                log.warning("recipient lookup: no answer from Fragment within %g s", self.timeout)
-                raise FragmentFailure("transient", "TIMEOUT", f"no answer within {self.timeout:g} s") from None
-            except FragmentAPIError as exc:
-                if getattr(exc, "error_code", None) in NO_SUCH_RECIPIENT:
-                    return None  # the user's mistake, not an outage
-                failure = classify(exc, submitting=False)
-                log.warning("recipient lookup failed: %s", failure)
-                raise failure from None
-            except ValueError as exc:  # the library's own refusals
-                raise FragmentFailure("transient", None, str(exc)) from None
-            finally:
-                self._give_up(lease)
+            while True:
+                flight = self._flights.get(key)
+                if flight is None:
+                    return await self._lead(key, name)
+                await flight.done.wait()
+                if flight.answered:
+                    if flight.error is not None:
+                        raise flight.error.with_traceback(None)
+                    return flight.recipient
+                # Whoever made the call gave up before its answer (their update was cancelled): ask again.
         finally:
             self._users -= user
+
+    async def _lead(self, key: str, name: str) -> Recipient | None:
+        """Ask Fragment, answering everyone who asks for `key` meanwhile; a found recipient is remembered."""
+        flight = self._flights[key] = _Flight()
+        try:
+            recipient = await self._ask(name)
+        except (LookupBusy, FragmentFailure) as exc:
+            flight.answered, flight.error = True, exc
+            raise
+        else:
+            flight.answered, flight.recipient = True, recipient
+            if recipient is not None and self.found_seconds > 0:
+                self._found.put(key, recipient, self.found_seconds)
+            return recipient
+        finally:
+            del self._flights[key]
+            flight.done.set()
+
+    async def _ask(self, name: str) -> Recipient | None:
+        """One library call on a free client, within the bounds."""
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(self.size)  # never the default limiter the payer's calls use
+        lease = await self._lease()
+        try:
+            with anyio.fail_after(self.timeout):
+                data: dict[str, Any] = await anyio.to_thread.run_sync(
+                    self._call, lease, name, abandon_on_cancel=True, limiter=self._threads
+                )
+        except TimeoutError:
+            log.warning("recipient lookup: no answer from Fragment within %g s", self.timeout)
+            raise FragmentFailure("transient", "TIMEOUT", f"no answer within {self.timeout:g} s") from None
+        except FragmentAPIError as exc:
+            if getattr(exc, "error_code", None) in NO_SUCH_RECIPIENT:
+                return None  # the user's mistake, not an outage
+            failure = classify(exc, submitting=False)
+            log.warning("recipient lookup failed: %s", failure)
+            raise failure from None
+        except ValueError as exc:  # the library's own refusals
+            raise FragmentFailure("transient", None, str(exc)) from None
+        finally:
+            self._give_up(lease)
         if not data.get("found"):
             return None
         return Recipient(str(data.get("username") or name), str(data.get("name") or name))

@@ -1,6 +1,7 @@
 """Recipient lookups as buyers meet them, through the real bot, the Telegram and Fragment emulators and a real
 database: a slow Fragment or a crowd typing usernames never holds up a payment, excess lookups are told "busy"
-at once, and a username nobody has is the buyer's mistake in whichever shape the service says so."""
+at once, buyers naming the same recipient share one lookup and a found one is remembered, and a username
+nobody has is the buyer's mistake in whichever shape the service says so, asked again every time."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from shopbot.ledger.verify import verify_ledger
 from shopbot.sandbox.fragment import FragmentEmulator
 from tests.bot.test_bot_purchase import Chat, balance, buyer, orders_of, plain, stars
 from tests.fulfilment.helpers import fund_wallet, funded_buyer, wait_final
-from tests.shop_harness import running_shop
+from tests.shop_harness import ShopUnderTest, running_shop
 
 D = Decimal
-LOOKUP_CLIENTS, LOOKUP_WAIT = 3, 3.0  # the defaults of [fragment] lookup_clients and lookup_wait_seconds
+LOOKUP_CLIENTS, LOOKUP_WAIT = 8, 3.0  # the defaults of [fragment] lookup_clients and lookup_wait_seconds
 LATENCY = 0.05  # seconds the emulated Fragment adds to every request
 SLOW_LOOKUP = 12.0  # seconds a slow Fragment takes to answer user_info (under the default lookup_timeout)
 
@@ -26,6 +27,12 @@ def fragment_emulator() -> FragmentEmulator:
     emulator = FragmentEmulator(latency=LATENCY)
     emulator.add_user("best_friend", "Best Friend")
     return emulator
+
+
+def lookups_asked(shop: ShopUnderTest) -> int:
+    """How many user_info requests reached the Fragment emulator."""
+    assert shop.fragment is not None
+    return len([call for call in shop.fragment.calls if call.endpoint == "user_info"])
 
 
 async def answers(chats: list[Chat], texts: dict[str, str], timeout: float) -> dict[int, tuple[str, float]]:
@@ -50,11 +57,12 @@ async def test_fifty_lookups_against_a_slow_fragment_never_hold_up_five_payments
         fund_wallet(shop)
         payers = [await funded_buyer(shop, 700 + i, "10") for i in range(5)]
         crowd = [await buyer(shop, 800 + i, "10", "en") for i in range(50)]
+        shop.fragment.any_user = True  # each buyer names a different recipient: one lookup each
         shop.fragment.delay_next("user_info", SLOW_LOOKUP, times=1000)
 
         started = anyio.current_time()
-        for chat in crowd:
-            chat.say("/buy_stars 50 @best_friend")
+        for n, chat in enumerate(crowd):
+            chat.say(f"/buy_stars 50 @friend_{n:03d}")
         await anyio.sleep(0.5)  # the lookups are out (and waiting on Fragment) before the orders come
         quote = Quote("stars", 50, "best_friend", "Best Friend", D("1.00"), "USD")
         placed = [await shop.shop.fulfilment.shopfront.place(user_id, quote) for user_id in payers]
@@ -68,25 +76,14 @@ async def test_fifty_lookups_against_a_slow_fragment_never_hold_up_five_payments
             for order in placed:
                 group.start_soon(paid, order.id)
             english = crowd[0]
-            texts = {
-                "busy": plain(english.t("purchase-busy")),
-                "confirmation": plain(
-                    english.t(
-                        "purchase-summary",
-                        what=stars(english, 50),
-                        name="Best Friend",
-                        recipient="best_friend",
-                        price="1.00 USD",
-                    )
-                ),
-            }
+            texts = {"busy": plain(english.t("purchase-busy")), "confirmation": plain(english.t("purchase-check"))}
             answered = await answers(crowd, texts, timeout=2 * SLOW_LOOKUP)
 
         # Each order is paid in a handful of requests at LATENCY each: all five are done while the first slow
         # lookups are still waiting on Fragment, i.e. no payment waited for a lookup (on one shared client
         # they queued behind 50 lookups of SLOW_LOOKUP seconds each).
         assert len(finished) == 5 and max(finished) - started < SLOW_LOOKUP
-        assert len(shop.fragment.payments) == 5
+        assert sum(len(payment.order_ids) for payment in shop.fragment.payments) == 5
 
         # Every buyer in the crowd got an answer: as many as there are lookup clients were looked up, the rest
         # were told "busy" within the lookup wait, long before a slow lookup came back; none hangs.
@@ -99,8 +96,7 @@ async def test_fifty_lookups_against_a_slow_fragment_never_hold_up_five_payments
 
         # A lookup that was told "busy" never reaches Fragment later: only the looked-up ones asked it.
         await anyio.sleep(1.0)
-        asked = [call for call in shop.fragment.calls if call.endpoint == "user_info"]
-        assert len(asked) == LOOKUP_CLIENTS
+        assert lookups_asked(shop) == LOOKUP_CLIENTS
         for chat in crowd:
             assert await orders_of(shop, chat.user_id) == [] and await balance(shop, chat.user_id) == (D("10"), D("0"))
         assert (await verify_ledger(shop.shop.pool)).ok
@@ -176,3 +172,68 @@ async def test_the_sandbox_switch_for_unknown_users_answers_the_buyer_the_same_w
         chat.say("/buy_stars 50 @nobody_here")
         await chat.screen("purchase-not-found", recipient="nobody_here")
         assert await shop.shop.fulfilment.breaker.state() == "closed"
+
+
+async def test_buyers_naming_the_same_recipient_at_once_share_one_lookup_and_the_next_needs_none(
+    database_url: str,
+) -> None:
+    async with running_shop(database_url, fragment=fragment_emulator()) as shop:
+        assert shop.fragment is not None
+        crowd = [await buyer(shop, 1000 + i, "10", "en") for i in range(3 * LOOKUP_CLIENTS)]
+        shop.fragment.delay_next("user_info", 1.0)  # Fragment is slow to answer: every buyer asks meanwhile
+        for chat in crowd:
+            chat.say("/buy_stars 50 @best_friend")
+        for chat in crowd:
+            await chat.screen(
+                "purchase-summary", what=stars(chat, 50), name="Best Friend", recipient="best_friend", price="1.00 USD"
+            )
+        assert lookups_asked(shop) == 1
+
+        # A buyer a moment later, typing the name in other letters, is answered from what was found: at once,
+        # with no "looking up" message before the confirmation.
+        late = await buyer(shop, 1100, "10", "ru")
+        late.say("/buy_stars 100 @Best_Friend")
+        await late.screen(
+            "purchase-summary", what=stars(late, 100), name="Best Friend", recipient="best_friend", price="2.00 USD"
+        )
+        assert lookups_asked(shop) == 1
+        looking = late.t("purchase-looking-up", recipient="best_friend")
+        sent = [
+            c.params["text"] for c in shop.telegram.calls if c.method == "sendMessage" and c.params["chat_id"] == 1100
+        ]
+        assert len(sent) == 1 and looking not in sent
+
+
+async def test_a_name_nobody_has_is_asked_again_next_time_and_found_once_someone_takes_it(database_url: str) -> None:
+    async with running_shop(database_url, fragment=fragment_emulator()) as shop:
+        assert shop.fragment is not None
+        chat = await buyer(shop, 1200, "10", "en")
+        chat.say("/buy_stars 50 @brand_new_name")
+        await chat.screen("purchase-not-found", recipient="brand_new_name")
+        assert lookups_asked(shop) == 1
+
+        shop.fragment.add_user("brand_new_name", "Newcomer")  # the recipient has just set that username
+        chat.say("@brand_new_name")
+        await chat.screen(
+            "purchase-summary", what=stars(chat, 50), name="Newcomer", recipient="brand_new_name", price="1.00 USD"
+        )
+        assert lookups_asked(shop) == 2
+
+
+async def test_a_failed_lookup_answers_everyone_who_asked_with_it_and_is_not_remembered(database_url: str) -> None:
+    async with running_shop(database_url, fragment=fragment_emulator()) as shop:
+        assert shop.fragment is not None
+        crowd = [await buyer(shop, 1300 + i, "10", "en") for i in range(4)]
+        shop.fragment.fail_next("user_info", status=503)
+        shop.fragment.delay_next("user_info", 1.0)
+        for chat in crowd:
+            chat.say("/buy_stars 50 @best_friend")
+        for chat in crowd:
+            await chat.screen("purchase-unavailable")
+        assert lookups_asked(shop) == 1
+
+        crowd[0].say("/buy_stars 50 @best_friend")  # Fragment is back: asked again, and found
+        await crowd[0].screen(
+            "purchase-summary", what=stars(crowd[0], 50), name="Best Friend", recipient="best_friend", price="1.00 USD"
+        )
+        assert lookups_asked(shop) == 2

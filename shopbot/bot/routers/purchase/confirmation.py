@@ -3,6 +3,9 @@ price with Confirm and Cancel, or the shortfall with Top up, or why it cannot be
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -18,6 +21,7 @@ from shopbot.bot.routers.purchase.flow import (
     leave_flow,
     wait_for_recipient,
 )
+from shopbot.bot.screens import show
 from shopbot.errors import Refused
 from shopbot.fulfilment.products import Offer, Quote, Shopfront
 from shopbot.locales import Translator
@@ -33,6 +37,7 @@ REFUSAL_TEXTS = {
     "bad_product": "purchase-bad-quantity",
 }
 ASK_AGAIN = ("recipient_not_found", "bad_username", "busy")  # the buyer may send a username (again)
+Put = Callable[[str, InlineKeyboardMarkup], Awaitable[None]]  # shows the outcome: text and its buttons
 
 
 def refusal_text(reason: str) -> str:
@@ -54,6 +59,25 @@ async def progress(event: Message | CallbackQuery, text: str, callback_answer: C
     return await event.bot.send_message(event.from_user.id, text)
 
 
+async def open_screen(
+    event: Message | CallbackQuery,
+    t: Translator,
+    shopfront: Shopfront,
+    username: str,
+    callback_answer: CallbackAnswer | None,
+) -> Put:
+    """Where the outcome goes: for a recipient found a moment ago, straight where a screen goes (the answer
+    comes at once); else a "looking up" message first, edited with the outcome."""
+    if shopfront.knows(username):
+        return functools.partial(show, event)
+    message = await progress(event, t("purchase-looking-up", recipient=username), callback_answer)
+
+    async def edit(text: str, markup: InlineKeyboardMarkup) -> None:
+        await message.edit_text(text, reply_markup=markup)
+
+    return edit
+
+
 async def show_confirmation(
     event: Message | CallbackQuery,
     t: Translator,
@@ -68,29 +92,29 @@ async def show_confirmation(
     """Look the recipient up on Fragment, then show the confirmation (or the shortfall, or why not);
     `note` goes above the confirmation (a re-quote says why the buyer sees it again)."""
     assert event.from_user is not None
-    screen = await progress(event, t("purchase-looking-up", recipient=username), callback_answer)
+    put = await open_screen(event, t, shopfront, username, callback_answer)
     try:
         offer = await shopfront.offer(product, quantity, username, user_id=event.from_user.id)
     except Refused as refused:
         text = t(refusal_text(refused.reason), recipient=username, typed=username)
         if refused.reason in ASK_AGAIN:
             await wait_for_recipient(state, product, quantity)
-            await screen.edit_text(text, reply_markup=keyboard([cancel_button(t, product)]))
+            await put(text, keyboard([cancel_button(t, product)]))
         else:
             await leave_flow(state)
-            await screen.edit_text(text, reply_markup=back_to_menu(t))
+            await put(text, back_to_menu(t))
         return
     await leave_flow(state)
     heading = f"{note}\n\n" if note else ""
     if not offer.covered:
-        await screen.edit_text(heading + shortfall_text(t, offer), reply_markup=shortfall_keyboard(t, product))
+        await put(heading + shortfall_text(t, offer), shortfall_keyboard(t, product))
         return
     quote = offer.quote
     token = await pending.keep(state, quote)
     after = t("purchase-balance-after", balance=format_money(offer.balance_after, quote.currency))
-    await screen.edit_text(
+    await put(
         f"{heading}{summary(t, quote)}\n{after}\n\n{t('purchase-check')}",
-        reply_markup=keyboard(
+        keyboard(
             [button(t, "purchase-confirm", Confirm(product=product, token=token).pack())],
             [cancel_button(t, product, token)],
         ),
