@@ -7,6 +7,10 @@ shop's poller, bench/echo_bot.py), against the same emulator in this process:
 - saturated: every user sends its next update the moment the previous one is answered; updates/s.
 - fixed load: updates offered at a fixed rate (open loop) from idle users; p50/p99 from the update being
   queued at the emulator to its reply reaching the emulator.
+A second reference, saturated only: the same bare bot making the shop's Bot API calls (a press edits its
+message and is answered, a command gets a message with a keyboard: 8 calls per walk of 5 updates, where the
+echo bot makes 5). The shop's rate against it is what the shop's own work (database, middlewares, texts)
+costs; against the echo bot, that plus the calls a shop's screens need.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Run:
     rss_idle: int
     rss_peak: int
     ready_seconds: float
+    calls_per_update: float  # Bot API calls (getUpdates aside) per update handled, while saturated
 
 
 class Walker:
@@ -81,9 +86,9 @@ class Walker:
 
 async def saturate(
     telegram: LoadTelegram, users: range, settings: UpdatesSettings, process: Child
-) -> tuple[float, int, float, float]:
-    """Updates/s with every user in flight all the time, the peak RSS of the process meanwhile, and the CPU
-    (cores) it and this process used."""
+) -> tuple[float, int, float, float, float]:
+    """Updates/s with every user in flight all the time, the peak RSS of the process meanwhile, the CPU
+    (cores) it and this process used, and the Bot API calls it made per update."""
     walker = Walker(telegram, users)
     completions = 0
 
@@ -97,6 +102,7 @@ async def saturate(
         walker.next(user)
     await anyio.sleep(settings.warmup)
     start_count, started = completions, time.perf_counter()
+    start_calls = telegram.methods.total()
     cpu, own_cpu = process.cpu(), cpu_seconds()
     peak = 0
     while time.perf_counter() - started < settings.saturated_seconds:
@@ -104,11 +110,12 @@ async def saturate(
         await anyio.sleep(0.25)
     elapsed = time.perf_counter() - started
     rate = (completions - start_count) / elapsed
+    calls = (telegram.methods.total() - start_calls) / max(completions - start_count, 1)
     cpu, own_cpu = (process.cpu() - cpu) / elapsed, (cpu_seconds() - own_cpu) / elapsed
     telegram.on_complete = None
     await telegram.drain(30)
     check(not telegram.in_flight, f"{len(telegram.in_flight)} updates never got their reply after the saturated run")
-    return rate, peak, cpu, own_cpu
+    return rate, peak, cpu, own_cpu, calls
 
 
 async def offer(
@@ -146,14 +153,22 @@ async def offer(
 
 
 async def measure(
-    telegram: LoadTelegram, process: Child, users: range, settings: UpdatesSettings, ready_seconds: float
+    telegram: LoadTelegram,
+    process: Child,
+    users: range,
+    settings: UpdatesSettings,
+    ready_seconds: float,
+    *,
+    saturated_only: bool = False,
 ) -> Run:
     await anyio.sleep(3)  # settled: what it holds when nothing happens
     rss_idle = process.rss()
-    rate, peak, cpu, own_cpu = await saturate(telegram, users, settings, process)
+    rate, peak, cpu, own_cpu, calls = await saturate(telegram, users, settings, process)
+    if saturated_only:
+        return Run(rate, cpu, own_cpu, [], 0.0, 0, [], rss_idle, peak, ready_seconds, calls)
     light, _, _ = await offer(telegram, users, settings.light_rate, settings.light_seconds, settings.warmup)
     latencies, offered, skipped = await offer(telegram, users, settings.rate, settings.fixed_seconds, settings.warmup)
-    return Run(rate, cpu, own_cpu, latencies, offered, skipped, light, rss_idle, peak, ready_seconds)
+    return Run(rate, cpu, own_cpu, latencies, offered, skipped, light, rss_idle, peak, ready_seconds, calls)
 
 
 async def run_updates(
@@ -170,6 +185,7 @@ async def run_updates(
             port = await group.start(serve_telegram_emulator, telegram)
             shop = await run_shop(telegram, port, dsn, folder, users, settings)
             echo = await run_echo(telegram, port, folder, users, settings)
+            calls = await run_echo(telegram, port, folder, users, settings, shop_calls=True)
             group.cancel_scope.cancel()
         conn = await asyncpg.connect(dsn)
         try:
@@ -197,6 +213,13 @@ async def run_updates(
             "bare aiogram echo bot",
             "share",
             "≥ 60 % of ceiling",
+        ),
+        Measure(
+            "updates/s handled, saturated, against the shop's Bot API calls",
+            shop.saturated_rate,
+            "updates/s",
+            calls.saturated_rate,
+            "bare aiogram bot making the shop's Bot API calls",
         ),
         Measure(
             f"p50 latency at {settings.light_rate:.0f} updates/s",
@@ -241,7 +264,13 @@ async def run_updates(
         f"CPU while saturated (cores): shop {shop.cpu_share:.2f} + emulator and users {shop.emulator_cpu_share:.2f}, "
         f"i.e. {shop.cpu_share / shop.saturated_rate * 1000:.2f} ms of shop CPU per update; echo bot "
         f"{echo.cpu_share:.2f} + {echo.emulator_cpu_share:.2f} ({echo.cpu_share / echo.saturated_rate * 1000:.2f} ms "
-        f"per update)"
+        f"per update); bare bot making the shop's Bot API calls {calls.cpu_share:.2f} + "
+        f"{calls.emulator_cpu_share:.2f} ({calls.cpu_share / calls.saturated_rate * 1000:.2f} ms per update)"
+    )
+    result.notes.append(
+        f"Bot API calls per update while saturated (a walk of 5 needs 8 for the shop's screens): shop "
+        f"{shop.calls_per_update:.2f}, bare bot making the shop's calls {calls.calls_per_update:.2f}, echo bot "
+        f"{echo.calls_per_update:.2f}"
     )
 
 
@@ -272,15 +301,25 @@ async def run_shop(
     return run
 
 
-async def run_echo(telegram: LoadTelegram, port: int, folder: Path, users: range, settings: UpdatesSettings) -> Run:
-    echo = Child(
-        "echo-bot", [PYTHON, "-m", "bench.echo_bot", "--api-base", f"http://127.0.0.1:{port}", "--token", TOKEN], folder
-    )
+async def run_echo(
+    telegram: LoadTelegram,
+    port: int,
+    folder: Path,
+    users: range,
+    settings: UpdatesSettings,
+    *,
+    shop_calls: bool = False,
+) -> Run:
+    """The echo bot, measured as the shop is; with `shop_calls`, the bare bot making the shop's Bot API calls,
+    saturated only."""
+    args = [PYTHON, "-m", "bench.echo_bot", "--api-base", f"http://127.0.0.1:{port}", "--token", TOKEN]
+    name = "echo-bot-shop-calls" if shop_calls else "echo-bot"
+    echo = Child(name, [*args, "--shop-calls"] if shop_calls else args, folder)
     try:
         await echo.wait_output("echo bot ready", 60)
         ready = time.perf_counter() - echo.started
-        run = await measure(telegram, echo, users, settings, ready)
-        check(not telegram.failures, f"failed Bot API calls from the echo bot: {dict(telegram.failures)}")
+        run = await measure(telegram, echo, users, settings, ready, saturated_only=shop_calls)
+        check(not telegram.failures, f"failed Bot API calls from the {name}: {dict(telegram.failures)}")
     finally:
         await echo.stop()
     return run

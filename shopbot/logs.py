@@ -17,6 +17,7 @@ REDACTED = "********"
 NOISY_LOGGERS = {
     "aiogram.event": logging.WARNING,
     "aiogram.dispatcher": logging.WARNING,
+    "aiogram.middlewares": logging.WARNING,  # "Answer to callback query id=…": one INFO line per button press
     "hypercorn.access": logging.WARNING,
     "httpx": logging.WARNING,
     "asyncpg": logging.WARNING,

@@ -1,4 +1,5 @@
-"""The asyncpg pool: one per process, every connection with a statement timeout."""
+"""The asyncpg pool: one per process, every connection with a statement timeout, reset on release only when it
+took session state (shopbot/db/connection.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import anyio
 import asyncpg
 
 from shopbot.config.schema import DatabaseConfig
+from shopbot.db.connection import ShopConnection
 from shopbot.errors import ShopbotError
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ async def open_pool(dsn: str, config: DatabaseConfig) -> AsyncIterator[asyncpg.P
         # asyncpg.create_pool with our pool class: its own arguments, spelled out.
         pool = ShopPool(
             dsn,
-            connection_class=asyncpg.Connection,
+            connection_class=ShopConnection,  # its reset is a round trip only after session state
             record_class=asyncpg.Record,
             init_size=None,
             min_size=config.pool_min,

@@ -3,6 +3,8 @@
 Each file is a namespace (`queries.users.upsert_user`). The suffix of a name says what it
 returns: `^` one row (or None), `$` one value, `!` nothing (a status), none: all rows.
 Parameters are asyncpg's own `$1, $2 …`, so the text PostgreSQL sees is the text in the file.
+A statement that takes session state (a session advisory lock, LISTEN, a session setting) marks its
+connection before it runs, so the pool resets that connection on release (shopbot/db/connection.py).
 """
 
 from __future__ import annotations
@@ -13,11 +15,22 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal, Protocol
 
+from shopbot.db.connection import mark_session_state
 from shopbot.db.sqlfiles import sql_dir
 
 Kind = Literal["rows", "row", "value", "execute"]
 _SUFFIX_KIND: dict[str, Kind] = {"^": "row", "$": "value", "!": "execute", "": "rows"}
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)([\^$!]?)\s*$", re.MULTILINE)
+# What outlives the statement and its transaction: session advisory locks (not the _xact_ ones), LISTEN,
+# session settings, cursors held open, prepared statements and temporary tables made in SQL. A false
+# positive costs one reset round trip; a miss would hand the state to the connection's next user.
+_SESSION_STATE = re.compile(
+    r"\bpg_(?:try_)?advisory_lock(?:_shared)?\s*\(|\bset_config\s*\(|\bWITH\s+HOLD\b|\bTEMP(?:ORARY)?\s+TABLE\b"
+    # Statements that begin so, after any comment lines; comments are not stripped elsewhere, since a false
+    # positive is the safe side.
+    r"|(?:\A|;)(?:\s|--[^\n]*\n)*(?:LISTEN|DECLARE|PREPARE|SET\s+(?!LOCAL\b|TRANSACTION\b))",
+    re.IGNORECASE,
+)
 
 
 class Database(Protocol):
@@ -36,9 +49,12 @@ class Query:
     name: str
     sql: str
     kind: Kind
+    session_state: bool = False  # takes state that outlives it: run on an acquired connection, which is marked
 
     async def __call__(self, db: Database, *args: Any) -> Any:
         """Run on a connection or the pool, returning what the name's suffix promises."""
+        if self.session_state:
+            mark_session_state(db, f"query {self.name!r}")
         if self.kind == "rows":
             return await db.fetch(self.sql, *args)
         if self.kind == "row":
@@ -63,8 +79,13 @@ def parse_queries(text: str, source: str) -> dict[str, Query]:
             raise ValueError(f"{source}: query {name!r} is defined twice")
         if not body:
             raise ValueError(f"{source}: query {name!r} has no SQL")
-        queries[name] = Query(name, body, _SUFFIX_KIND[match.group(2)])
+        queries[name] = Query(name, body, _SUFFIX_KIND[match.group(2)], takes_session_state(body))
     return queries
+
+
+def takes_session_state(sql: str) -> bool:
+    """Whether `sql` leaves something in the session after it and its transaction end."""
+    return _SESSION_STATE.search(sql) is not None
 
 
 def load_query_file(path: Path) -> SimpleNamespace:

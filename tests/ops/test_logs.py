@@ -66,8 +66,10 @@ def test_noisy_library_loggers_are_quieter_than_ours() -> None:
     out = io.StringIO()
     configure_logging(LogConfig(format="text", level="INFO"), stream=out)
     logging.getLogger("aiogram.event").info("Update id=1 is handled")
+    logging.getLogger("aiogram.middlewares").info("Answer to callback query id=7")  # one per button press
     logging.getLogger("shopbot.test").info("shop line")
     assert "shop line" in out.getvalue() and "Update id=1" not in out.getvalue()
+    assert "callback query" not in out.getvalue()
 
 
 @pytest.mark.parametrize("secret", ['pa"ss\\word', "пароль-секрет", "tab\there\nnewline", 'stel_token="x\\y"'])
