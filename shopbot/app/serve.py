@@ -263,7 +263,8 @@ async def run_shop(
 
         metrics.refreshers.append(shop_stats(pool, metrics, list(circuits.values())))
         metrics.refreshers.append(admin.margins.gauge(metrics))
-        routes = [heleket_webhook_route(config, pool, metrics), *api_routes(config, pool, ledger)]
+        answering = settler.answering if settler is not None else None  # webhooks first, then the settler
+        routes = [heleket_webhook_route(config, pool, metrics, answering), *api_routes(config, pool, ledger)]
         if receiver is not None:
             routes.append(receiver.route())
         guard = Middleware(

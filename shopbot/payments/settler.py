@@ -21,6 +21,11 @@ finality), with a NOTIFY in the same statement, and answers 200. This service do
   UNKNOWN_INVOICE after UNKNOWN_TRIES), or 'pending' again with a backoff when Heleket could not be asked
   (UNAVAILABLE), until GIVE_UP_AFTER attempts. A refused event does not block the same event heard again.
 - The notices (the user's top-up, the inviter's bonus) are sent after the claim's commit, outside any lock.
+- The webhook endpoint goes first: it shares the process (and the machine) with this work, and a webhook that
+  waits for the settler's CPU is answered late, which is what Heleket sees. So before a claim, an event and a
+  notice, the settler waits while webhooks come in as a flood (`answering`, counted by the route: more than
+  payments.inbox.FLOOD_PER_WINDOW in its window); during one, a single step goes every YIELD_SECONDS, so the
+  work still moves, and it catches up when the flood ends. At Heleket's ordinary pace it never waits.
 
 The reconciler applies its own payment/info answers through the same `Settlement` path, so whichever of the
 two learns of a payment first credits it, and the other finds the state acted on.
@@ -44,6 +49,7 @@ from shopbot.lifecycle import Lifecycle
 from shopbot.metrics import Metrics
 from shopbot.payments.confirm import settle_webhook
 from shopbot.payments.heleket_wire import decode_webhook
+from shopbot.payments.inbox import Answering
 from shopbot.payments.lookup import PaymentLookup
 from shopbot.payments.settle import Outcome, Settled, Settlement
 from shopbot.payments.signing import WebhookRejected
@@ -54,6 +60,7 @@ BATCH = 50  # events claimed at once by one worker
 WORKERS = 2  # claiming loops per settler: while one works its batch, the other claims what arrives
 CONCURRENCY = 8  # events settled at once by all workers (each mostly waits on Heleket's payment/info)
 SWEEP_SECONDS = 5.0
+YIELD_SECONDS = 0.2  # under a flood of webhooks, one step of the settler's every this many seconds
 LISTEN_CHECK_SECONDS = 30.0  # how often the listening connection is asked whether it still answers
 UNKNOWN_TRIES = 5  # an event for an invoice we do not have is looked for this many times, then refused
 GIVE_UP_AFTER = 40  # attempts while Heleket cannot be asked (about a day with the backoff); the reconciler stays
@@ -132,6 +139,8 @@ class Settler:
         self.sweep_seconds = sweep_seconds
         self._wakes = [anyio.Event() for _ in range(workers)]
         self._limiter = anyio.CapacityLimiter(concurrency)
+        self._telling = anyio.CapacityLimiter(concurrency)
+        self.answering = Answering()  # the webhooks coming in (the route counts them): a flood goes first
         for outcome in Outcome:  # every outcome exported from the start, at zero
             metrics.payments.labels(outcome.value)
 
@@ -217,6 +226,7 @@ class Settler:
         """Claim one batch of due events on `conn` (not a pool connection), settle them, record what became of
         each, then send their notices. Returns how many events were claimed."""
         told: list[Settled] = []
+        await self.answering.quiet(YIELD_SECONDS)
         async with conn.transaction():
             events = await queries.inbox.claim_inbox_events(conn, self.batch)
             if not events:
@@ -224,7 +234,8 @@ class Settler:
             results: dict[int, Settled] = {}
 
             async def one(event: asyncpg.Record) -> None:
-                async with self._limiter:
+                async with self._limiter:  # waiting for the endpoint inside: a flood lets through a few at a time
+                    await self.answering.quiet(YIELD_SECONDS)
                     results[event["id"]] = await self._settle(event)
 
             async with anyio.create_task_group() as group:
@@ -252,8 +263,13 @@ class Settler:
         async with anyio.create_task_group() as group:
             for settled in told:
                 if settled.credited is not None or settled.bonus is not None:
-                    group.start_soon(self.settlement.tell, settled)
+                    group.start_soon(self._tell, settled)
         return len(events)
+
+    async def _tell(self, settled: Settled) -> None:
+        async with self._telling:  # not the settling's limiter: a notice must not hold up a credit
+            await self.answering.quiet(YIELD_SECONDS)
+            await self.settlement.tell(settled)
 
     async def _settle(self, event: asyncpg.Record) -> Settled:
         payload = event["payload"]

@@ -2,7 +2,8 @@
 
 The endpoint does only what must happen before the answer: the address check, the body read once and at most
 MAX_BODY bytes, the signature checked on it before anything else is believed, and one statement storing the
-verified event in the inbox (`heleket_inbox`, once per uuid, status and finality) that wakes the settlers.
+verified event in the inbox (`heleket_inbox`, once per uuid, status and finality) that wakes the settlers;
+concurrent requests share that statement and its commit (payments/inbox.py), each answered once it committed.
 Answers: 200 once the event is stored (a repeat included: it is stored already), a 4xx naming the problem for
 anything forged or malformed (403 address, 413 size, 401 signature, 400 body), and 503 when the event could not
 be stored (the database out of reach or busy: web/app.py answers those with `Retry-After`, so Heleket sends it
@@ -20,9 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shopbot.config.schema import Config
-from shopbot.db.queries import queries
 from shopbot.metrics import Metrics
 from shopbot.payments.heleket_wire import decode_webhook
+from shopbot.payments.inbox import Answering, InboxWriter
 from shopbot.payments.settler import inbox_event
 from shopbot.payments.signing import WebhookRejected, verify_webhook
 from shopbot.request_body import BodyTooLarge, read_limited
@@ -32,11 +33,16 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 
 
-def heleket_webhook_route(config: Config, pool: asyncpg.Pool, metrics: Metrics) -> Route:
-    """The route, bound to the shop's database (the inbox) and its Heleket key."""
+def heleket_webhook_route(
+    config: Config, pool: asyncpg.Pool, metrics: Metrics, answering: Answering | None = None
+) -> Route:
+    """The route, bound to the shop's database (the inbox) and its Heleket key; `answering` (the settler's)
+    counts the signed webhooks coming in, so the settler lets a flood of them go first."""
     allowed = parse_networks(config.heleket.allowed_ips)
     proxies = parse_networks(config.web.trusted_proxies)
     api_key = config.heleket.api_key
+    inbox = InboxWriter(pool)
+    coming = answering if answering is not None else Answering()
 
     def refuse(status: int, reason: str, detail: str = "") -> Response:
         metrics.errors.labels(f"heleket_webhook_{reason}").inc()
@@ -61,7 +67,8 @@ def heleket_webhook_route(config: Config, pool: asyncpg.Pool, metrics: Metrics) 
             return refuse(status, rejected.reason, rejected.detail or "")
         if webhook.type != "payment":
             return refuse(400, "unsupported_type", webhook.type)
-        stored = await queries.inbox.store_inbox_event(pool, *inbox_event(payload))
-        return JSONResponse({"ok": True, "stored": "new" if stored is not None else "repeat"})
+        coming.arrived()  # only signed ones: a flood of forged webhooks must not hold back the credits
+        new = await inbox.store(inbox_event(payload))
+        return JSONResponse({"ok": True, "stored": "new" if new else "repeat"})
 
     return Route("/webhook/heleket", on_heleket_webhook, methods=["POST"])

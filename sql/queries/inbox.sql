@@ -1,14 +1,18 @@
--- name: store_inbox_event$
--- The webhook's one statement: the verified event stored once, and the settlers woken (NOTIFY is delivered
--- when this statement's transaction commits). Returns the new row's id, or nothing for an event already stored
--- (pending or acted on).
+-- name: store_inbox_events
+-- The webhooks' one statement (payments/inbox.py, group commit): the verified events of several requests stored
+-- once each, in the order given ($1..$5 as parallel arrays), and the settlers woken: one notification per
+-- statement (NOTIFY folds identical ones in a transaction into one; it is delivered at commit). Returns the
+-- events stored now; one stored already (pending or acted on) is not returned.
 WITH stored AS (
     INSERT INTO heleket_inbox (uuid, status, is_final, order_id, payload)
-    VALUES ($1, $2, $3, $4, $5::jsonb)
+    SELECT e.uuid, e.status, e.is_final, e.order_id, e.payload::jsonb
+    FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[]) WITH ORDINALITY
+        AS e(uuid, status, is_final, order_id, payload, n)
+    ORDER BY e.n
     ON CONFLICT (uuid, status, is_final) WHERE state <> 'refused' DO NOTHING
-    RETURNING id
+    RETURNING uuid, status, is_final
 )
-SELECT id, pg_notify('shopbot_heleket_inbox', id::text) AS woken FROM stored;
+SELECT uuid, status, is_final, pg_notify('shopbot_heleket_inbox', '') AS woken FROM stored;
 
 -- name: claim_inbox_events
 -- A batch of due events for one settler; the row locks are held until its transaction ends, and any other

@@ -193,3 +193,43 @@ async def test_duplicates_and_concurrent_settlers_credit_each_event_once(databas
         assert len(notices()) == 200  # one per credit
         report = await verify_ledger(pool)
         assert report.ok, report.problems
+
+
+async def test_webhooks_answered_together_are_all_in_the_inbox_when_the_shop_is_killed_right_after(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with outside_world() as world:
+        web_port = free_port()
+        config = write_serve_config(
+            tmp_path / "shopbot.toml",
+            world,
+            database_url,
+            web_port=web_port,
+            public_url=f"http://127.0.0.1:{web_port}",
+            poll_seconds=3600,
+        )
+        shop = ServeProcess(config)
+        conn = await asyncpg.connect(database_url)
+        try:
+            await shop.wait_ready()
+            bodies = [signed(webhook_payload(f"topup-kill-{n}", f"uuid-kill-{n}", "3")) for n in range(40)]
+            statuses: list[int] = []
+            limits = httpx.Limits(max_connections=16)
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{web_port}", limits=limits, trust_env=False
+            ) as http:
+
+                async def post(body: bytes) -> None:
+                    statuses.append((await http.post("/webhook/heleket", content=body)).status_code)
+
+                async with anyio.create_task_group() as group:
+                    for body in bodies:  # concurrent: they share statements
+                        group.start_soon(post, body)
+            shop.process.send_signal(signal.SIGKILL)  # at once: nothing after the answers gets to run
+            assert await shop.wait_exit(timeout=10) == -signal.SIGKILL
+            assert statuses == [200] * 40
+            stored = await conn.fetchval("SELECT count(*) FROM heleket_inbox WHERE uuid LIKE 'uuid-kill-%'")
+            assert stored == 40  # each event answered 200 was committed before its answer
+        finally:
+            shop.kill()
+            await conn.close()
