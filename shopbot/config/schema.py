@@ -121,6 +121,16 @@ class HeleketConfig(Section, frozen=True):
     underpayment: Literal["hold_for_operator", "credit_paid_amount"] = "hold_for_operator"
 
 
+# Messages one signed external of each wallet type carries (fragment-api-lib's MAX_MESSAGES), and the legs one
+# order's payment has: a KYC order pays Fragment and the service's fee, a no-KYC order one middle leg.
+WALLET_MESSAGES = {"v4r2": 4, "v5r1": 255}
+
+
+def most_batch_orders(wallet_type: str, kyc: bool) -> int:
+    """How many orders one payment from this wallet can carry: its message limit over the legs per order."""
+    return WALLET_MESSAGES[wallet_type] // (2 if kyc else 1)
+
+
 class FragmentConfig(Section, frozen=True):
     base_url: str = "https://api.fragment-api.net"
     seed_phrase: Secret = EMPTY
@@ -134,6 +144,9 @@ class FragmentConfig(Section, frozen=True):
     request_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 60.0
     payment_ttl_seconds: Annotated[int, msgspec.Meta(ge=5, le=300)] = 120
     landing_margin_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 60.0
+    # Queued orders paid with one signed payment, at most: 1 pays them one by one, "max" as many as the wallet
+    # carries (most_batch_orders); a number above that is refused.
+    batch_orders: Annotated[int, msgspec.Meta(ge=1, le=255)] | Literal["max"] = "max"
     lookup_clients: Annotated[int, msgspec.Meta(ge=1, le=20)] = 8
     lookup_wait_seconds: Annotated[float, msgspec.Meta(ge=0, le=60)] = 3.0
     lookup_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0
@@ -144,6 +157,22 @@ class FragmentConfig(Section, frozen=True):
     login_url: str = "https://fragment.com"
     browser_profile_dir: str = "./var/fragment-browser"
     chromium_path: str = ""
+
+    @property
+    def orders_per_payment(self) -> int:
+        """Queued orders one payment pays at most: batch_orders, or all the wallet carries."""
+        most = most_batch_orders(self.wallet_type, self.kyc)
+        return most if self.batch_orders == "max" else min(self.batch_orders, most)
+
+    def __post_init__(self) -> None:
+        most = most_batch_orders(self.wallet_type, self.kyc)
+        if self.batch_orders != "max" and self.batch_orders > most:
+            legs = "KYC orders (two messages each)" if self.kyc else "no-KYC orders (one message each)"
+            raise ValueError(
+                f"fragment.batch_orders: {self.batch_orders} is more than one payment can carry: a "
+                f"{self.wallet_type} wallet sends {WALLET_MESSAGES[self.wallet_type]} messages at once, so at most "
+                f"{most} {legs}"
+            )
 
 
 class RateLimitConfig(Section, frozen=True):

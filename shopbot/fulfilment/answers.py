@@ -1,5 +1,5 @@
-"""What the Fragment service's answers about an order mean to the shop: paid, failed, its transaction, and
-the reason a buyer reads when the service refused it."""
+"""What the Fragment service's answers about an order mean to the shop: paid, failed, its transaction (an
+answer about a payment names each order it paid), and the reason a buyer reads when the service refused it."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ def txid_of(answer: dict[str, Any]) -> str | None:
             return str(order["txid"])
     transaction_hash: str | None = answer.get("transaction_hash")
     return transaction_hash
+
+
+def paid_in(answer: dict[str, Any], fragment_order_id: str) -> tuple[bool, str | None]:
+    """Whether a submit's answer shows this order paid (its own entry, by Fragment order id: one payment may
+    pay several), and the transaction that paid it. An order the answer does not list is not shown paid."""
+    for order in answer.get("orders") or []:
+        if isinstance(order, dict) and str(order.get("id")) == fragment_order_id:
+            if str(order.get("status", "")).lower() not in PAID:
+                return False, None
+            txid = order.get("txid") or answer.get("transaction_hash")
+            return True, str(txid) if txid else None
+    return False, None
 
 
 def refund_reason(failure: FragmentFailure) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -64,7 +64,8 @@ SUBMIT_RETRY_SECONDS = 42.0
 
 def step_seconds(config: FragmentConfig) -> float:
     """The longest one order step can take: three ordinary calls and one submit, each to its deadline, and
-    a little for the database. An order's lease is this long."""
+    a little for the database. An order's lease is this long; a batch's is twice this, and the batch stops
+    creating Fragment orders once it has spent one step's time on them (the rest wait for the next batch)."""
     return config.request_timeout * (3 * 3 + 8) + SUBMIT_RETRY_SECONDS + 30.0
 
 
@@ -195,20 +196,29 @@ class FragmentClient:
         kyc = self.config.kyc
         return await self._call(lambda: self._api.create_order(product, username, amount, kyc=kyc, idempotency_key=key))
 
-    async def prepare(self, created: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(lambda: self._api.prepare([created]))
+    async def check_order(self, created: dict[str, Any]) -> None:
+        """The checks the library makes before it signs, for one created order, signing nothing: an order it
+        would refuse is found on its own, before it could hold up the payment of a whole batch."""
+        await self._call(lambda: self._api.check_order(created))
+
+    async def prepare(self, created: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Check and sign ONE external paying every one of these created orders (not submitted). The library
+        applies max_ton_per_order to each order's own legs, not to their sum."""
+        batch = list(created)
+        return await self._call(lambda: self._api.prepare(batch))
 
     async def submit(
         self,
         prepared: dict[str, Any],
-        created: dict[str, Any] | None,
+        created: Sequence[dict[str, Any]] | None,
         on_resigned: Callable[[dict[str, Any]], Coroutine[Any, Any, None]] | None = None,
     ) -> dict[str, Any]:
-        """Submit a signed payment. With `created` the library may sign it again (same seqno) when the service
-        says it cannot land; each new signature goes to `on_resigned` first, and is submitted only if that
-        returns (it runs on the event loop; whatever it raises comes out of here, nothing more submitted)."""
+        """Submit a signed payment (it names every order it pays). With `created` (those orders, as prepared)
+        the library may sign it again (same seqno) when the service says it cannot land; each new signature
+        goes to `on_resigned` first, and is submitted only if that returns (it runs on the event loop; whatever
+        it raises comes out of here, nothing more submitted)."""
         api = self._api
-        orders = [created] if created is not None else None  # the library re-prepares a LIST of orders
+        orders = list(created) if created is not None else None  # the library re-prepares a LIST of orders
 
         def resigned(new: dict[str, Any]) -> None:
             if on_resigned is not None:

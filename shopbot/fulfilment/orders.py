@@ -9,7 +9,9 @@ its hold, is already the discounted total) and is the user's again in the transa
 
 A state change and its ledger movement commit together. A hold is never released while a payment we
 signed for the order can still land (`prepared_until`): the refund itself refuses (PaymentMayLand), so
-no caller can forget to ask. Each transition names the states it may
+no caller can forget to ask. One payment may pay a batch of orders: it is stored on every one of them in
+one transaction (all of them, or none), and each order is then completed or refunded on its own.
+Each transition names the states it may
 leave, so a late or repeated call (a worker that resumed, a duplicate answer) changes nothing; the
 ledger keys `order:<id>:hold|capture|release` make the money idempotent as well.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -105,6 +108,10 @@ class AlreadyPlaced(Exception):
         super().__init__(f"confirmation already placed order {order.id}")
 
 
+class _NotAll(Exception):
+    """A batch write reached only some of its orders: rolled back."""
+
+
 class Orders:
     """Orders in PostgreSQL, with their holds, captures and releases in the ledger."""
 
@@ -179,29 +186,55 @@ class Orders:
         return order
 
     async def record_prepared(
-        self, order: Order, fragment_order_id: str, prepared: dict[str, Any], cost_ton: Decimal | None, *, margin: float
+        self,
+        orders: Sequence[Order],
+        fragment_order_ids: Sequence[str],
+        prepared: dict[str, Any],
+        costs_ton: Sequence[Decimal | None],
+        *,
+        margin: float,
     ) -> bool:
-        """queued → paying: the signed payment is committed before anyone submits it. False when the order
-        was no longer there to pay (then the payment must not be submitted). `margin`: seconds after its
-        valid_until during which a payment may still land."""
-        written = await queries.orders.record_prepared(
-            self.pool,
-            order.id,
-            fragment_order_id,
+        """queued → paying, for every order of a batch at once: their one signed payment is committed on each
+        of them before anyone submits it. False, and nothing written, when any of them was no longer there to
+        pay (then the payment must not be submitted). `margin`: seconds after its valid_until during which a
+        payment may still land."""
+        ids = [order.id for order in orders]
+        return await self._all_or_none(
+            ids,
+            queries.orders.record_prepared,
+            ids,
+            list(fragment_order_ids),
             _json.encode(prepared).decode(),
             int(prepared["valid_until"]),
-            cost_ton,
+            list(costs_ton),
             margin,
         )
-        return written is not None
 
-    async def record_resigned(self, order: Order, prepared: dict[str, Any], *, margin: float) -> bool:
-        """The newest signature of the order's payment (the library re-signed it), committed before it is
-        submitted; prepared_until only ever grows. False when the order is not being paid any more."""
-        written = await queries.orders.record_resigned(
-            self.pool, order.id, _json.encode(prepared).decode(), int(prepared["valid_until"]), margin
+    async def record_resigned(self, orders: Sequence[Order], prepared: dict[str, Any], *, margin: float) -> bool:
+        """The newest signature of a payment (the library re-signed it), committed on every order it pays before
+        it is submitted; prepared_until only ever grows. False, and nothing written, when any of them is not
+        being paid any more."""
+        ids = [order.id for order in orders]
+        return await self._all_or_none(
+            ids,
+            queries.orders.record_resigned,
+            ids,
+            _json.encode(prepared).decode(),
+            int(prepared["valid_until"]),
+            margin,
         )
-        return written is not None
+
+    async def _all_or_none(self, ids: list[int], query: Any, *args: Any) -> bool:
+        """Run a write that returns the ids it wrote; commit it only if it wrote every one of `ids`."""
+        async with self.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    written = {row["id"] for row in await query(conn, *args)}
+                    if written != set(ids):
+                        raise _NotAll
+            except _NotAll:
+                return False
+        return True
 
     async def remember_refusal(self, order: Order, reason: str) -> None:
         await queries.orders.remember_refusal(self.pool, order.id, reason)

@@ -5,8 +5,14 @@ Point `FragmentAPIv3(base_url="http://127.0.0.1:<port>")` at `serve_fragment_emu
 (`add_user`, `add_unknown_user`, `fund`; `unknown_user_answer` picks how a username nobody has is answered:
 `found: false` or a 404 error), plan faults per endpoint — named after the library's methods, see `Endpoint` —
 (`fail_next`, `drop_next`, `delay_next`, `ambiguous_next`, `expire_orders`, `expire_auth_keys`) and read what
-happened (`payments`, `orders`, `wallet`, `calls`). Call the test API from the event loop, not from the
-worker thread the synchronous library runs in.
+happened (`payments`, `orders`, `wallet`, `calls`, `in_flight`). Call the test API from the event loop, not from
+the worker thread the synchronous library runs in.
+
+`landing_delay` models the chain's pace: a submitted external that passes every check is accepted at once (its
+orders read `processing`) and lands that many seconds later; only then do the money leave, the wallet's seqno
+advance and the orders read `success`. The submit is answered when it lands (the service waits for the
+transaction), and a landing happens on time whether or not its submitter is still waiting. 0 (the default)
+applies a payment as it is submitted.
 """
 
 from __future__ import annotations
@@ -31,7 +37,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from shopbot.sandbox.fragment_auth import Session, Sessions
-from shopbot.sandbox.fragment_chain import LANDS_LATE, Chain, FragmentPayment, Outcome, SignedPayment
+from shopbot.sandbox.fragment_chain import (
+    LANDS_LATE,
+    Chain,
+    FragmentPayment,
+    InFlight,
+    Landing,
+    Outcome,
+    SignedPayment,
+)
 from shopbot.sandbox.fragment_orders import (
     MAX_STARS,
     MIN_STARS,
@@ -67,6 +81,7 @@ __all__ = [
     "FragmentCall",
     "FragmentEmulator",
     "FragmentPayment",
+    "Landing",
     "UnknownUserAnswer",
     "WalletView",
     "is_endpoint",
@@ -98,8 +113,9 @@ OUTCOME_CODES = ("TRANSFER_FAILED", "TRANSFER_AMBIGUOUS")
 DEFAULT_PREMIUM_TON: Mapping[int, Decimal] = {3: Decimal("4.0"), 6: Decimal("5.33"), 12: Decimal("9.66")}
 MAX_LIST_LIMIT = 100
 
-# An endpoint's work: the request, its body, the caller's session (None before auth) and the time -> the JSON answer.
-Handler = Callable[[Request, bytes, Session | None, float], dict[str, Any]]
+# An endpoint's work: the request, its body, the caller's session (None before auth) and the time -> the JSON answer
+# (or, for a submit, the payment in flight whose landing gives the answer).
+Handler = Callable[[Request, bytes, Session | None, float], dict[str, Any] | InFlight]
 T = TypeVar("T")
 
 
@@ -132,6 +148,19 @@ class _Fault:
     after_processing: bool
 
 
+@dataclass(frozen=True)
+class _Delay:
+    seconds: float
+    when: Callable[[], bool] | None  # applies to the first request arriving while this holds (None: the next)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A submit whose payment is in flight: answered when it lands."""
+
+    flight: InFlight
+
+
 @dataclass
 class _Answer:
     status: int
@@ -161,6 +190,7 @@ class FragmentEmulator:
         latency: float = 0.0,
         order_ttl: float = 300.0,
         auth_ttl: float = 86_400.0,
+        landing_delay: float = 0.0,
         fragment_wallet: str = FRAGMENT_ADDRESSES[1],
         fee_wallet: str = OPERATOR_FEE_WALLETS[0],
         middle_wallet: str = OPERATOR_MIDDLE_WALLETS[0],
@@ -181,9 +211,12 @@ class FragmentEmulator:
         self._sessions = Sessions(ttl=auth_ttl)
         self._book = OrderBook()
         self._chain = Chain(self._book.orders)
+        self.landing_delay = landing_delay  # seconds from accepting a payment to its landing (0: at once)
         self._users: dict[str, Recipient] = {}
         self._faults: defaultdict[str, deque[_Fault]] = defaultdict(deque)
-        self._delays: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._delays: defaultdict[str, deque[_Delay]] = defaultdict(deque)
+        # Requests answering late on a planned delay right now, by endpoint (a trap can see one is held).
+        self.waiting: defaultdict[str, int] = defaultdict(int)
         self._misanswers: deque[str] = deque()  # order ids the next create_order calls answer with
         self.app = Starlette(
             routes=[
@@ -202,6 +235,23 @@ class FragmentEmulator:
 
     def __repr__(self) -> str:
         return f"FragmentEmulator(wallets={len(self._chain.wallets)}, orders={len(self._book.orders)})"
+
+    @property
+    def landing_delay(self) -> float:
+        """Seconds between accepting a submitted payment and its landing (0: it lands as it is submitted)."""
+        return self._chain.landing_delay
+
+    @landing_delay.setter
+    def landing_delay(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"a landing delay is zero or more seconds, not {seconds}")
+        self._chain.landing_delay = float(seconds)
+
+    @property
+    def in_flight(self) -> list[Landing]:
+        """Payments accepted that have not landed yet (at most one per wallet), oldest first."""
+        self._tick(time.time())
+        return self._chain.landings()
 
     @property
     def payments(self) -> list[FragmentPayment]:
@@ -252,6 +302,7 @@ class FragmentEmulator:
 
     def wallet(self, address: str) -> WalletView:
         """A wallet as the chain has it now (an unknown one is uninit and empty)."""
+        self._tick(time.time())
         wallet = self._chain.wallet(Address.parse(address))
         return WalletView(
             address=wallet.address.to_friendly(bounceable=False),
@@ -307,10 +358,14 @@ class FragmentEmulator:
         _check_endpoint(endpoint)
         self._faults[endpoint].extend([_Fault(None, None, None, {}, after_processing)] * times)
 
-    def delay_next(self, endpoint: Endpoint, seconds: float, *, times: int = 1) -> None:
-        """Handle the next `times` requests to endpoint at once but answer `seconds` late: a slow service."""
+    def delay_next(
+        self, endpoint: Endpoint, seconds: float, *, times: int = 1, when: Callable[[], bool] | None = None
+    ) -> None:
+        """Handle the next `times` requests to endpoint at once but answer `seconds` late: a slow service. With
+        `when`, the delay waits for the first request that arrives while when() is true (a trap set for a
+        moment, e.g. the first wallet read after some orders were made); `waiting` counts the requests held."""
         _check_endpoint(endpoint)
-        self._delays[endpoint].extend([seconds] * times)
+        self._delays[endpoint].extend([_Delay(seconds, when)] * times)
 
     def ambiguous_next(self, *, settle: Literal["success", "failed"] = "success", after: float | None = None) -> None:
         """The next valid payment goes out (money leaves, seqno moves) but submit answers TRANSFER_AMBIGUOUS
@@ -331,6 +386,11 @@ class FragmentEmulator:
         if order_id not in self._book.orders:
             raise ValueError(f"no order {order_id}")
         self._misanswers.extend([order_id] * times)
+
+    @property
+    def received(self) -> list[SignedPayment]:
+        """Every distinct signed payment the service was handed, accepted or not, oldest first."""
+        return list(self._chain.received)
 
     def submitted_for(self, order_id: str) -> list[SignedPayment]:
         """Every distinct signed payment the service was handed for this order, accepted or not, oldest first."""
@@ -370,13 +430,23 @@ class FragmentEmulator:
         if endpoint == "submit":
             self._note_submission(request, await request.body())
         fault = self._faults[endpoint].popleft() if self._faults[endpoint] else None
+        delays = self._delays[endpoint]
+        delay = delays.popleft() if delays and (delays[0].when is None or delays[0].when()) else None
         if fault is None:
-            answer = self._handle(request, await request.body(), handler, authed)
+            answer = await self._landed(self._handle(request, await request.body(), handler, authed))
         else:
-            processed = self._handle(request, await request.body(), handler, authed) if fault.after_processing else None
+            processed = (
+                await self._landed(self._handle(request, await request.body(), handler, authed))
+                if fault.after_processing
+                else None
+            )
             answer = self._injected(fault, request, processed)
-        if self._delays[endpoint]:
-            await anyio.sleep(self._delays[endpoint].popleft())
+        if delay is not None:
+            self.waiting[endpoint] += 1
+            try:
+                await anyio.sleep(delay.seconds)
+            finally:
+                self.waiting[endpoint] -= 1
         dropped = fault is not None and fault.status is None
         self.calls.append(
             FragmentCall(
@@ -404,15 +474,30 @@ class FragmentEmulator:
             return
         self._chain.receive(session, external, list(asked.orders), now)
 
-    def _handle(self, request: Request, raw: bytes, handler: Handler, authed: bool) -> _Answer:
+    def _handle(self, request: Request, raw: bytes, handler: Handler, authed: bool) -> _Answer | _Pending:
         # Handlers are synchronous: each request's checks and state changes happen without interleaving.
         now = time.time()
         self._tick(now)
         try:
             session = self._sessions.session(request.headers.get("authorization"), now) if authed else None
-            return _Answer(200, encode(handler(request, raw, session, now)))
+            result = handler(request, raw, session, now)
         except ApiFailure as failure:
-            return _Answer(failure.status, encode(failure.body), failure.code)
+            return _failed(failure)
+        if isinstance(result, InFlight):
+            return _Pending(result)
+        return _Answer(200, encode(result))
+
+    async def _landed(self, answer: _Answer | _Pending) -> _Answer:
+        """The answer, once a payment in flight has landed (it lands on time even if nobody waits for it)."""
+        if isinstance(answer, _Answer):
+            return answer
+        flight = answer.flight
+        while flight.result is None:
+            await anyio.sleep(max(flight.lands_at - time.time(), 0.0) + 0.001)
+            self._tick(time.time())
+        if isinstance(flight.result, ApiFailure):
+            return _failed(flight.result)
+        return _Answer(200, encode(flight.result))
 
     def _injected(self, fault: _Fault, request: Request, processed: _Answer | None) -> _Answer:
         if fault.status is None:
@@ -527,7 +612,7 @@ class FragmentEmulator:
             "offset": offset,
         }
 
-    def _submit(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any]:
+    def _submit(self, request: Request, raw: bytes, session: Session | None, now: float) -> dict[str, Any] | InFlight:
         assert session is not None
         asked = _decode(raw, Submit)
         if not asked.orders or len(set(asked.orders)) != len(asked.orders):
@@ -543,6 +628,7 @@ class FragmentEmulator:
         return self._users.get(username)
 
     def _tick(self, now: float) -> None:
+        self._chain.land_due(now)
         self._book.expire_due(now)
         for state in self._book.settle_due(now):
             if state.status in (PROCESSING, CREATED) and state.settlement is not None:
@@ -557,6 +643,10 @@ def is_endpoint(name: str) -> TypeGuard[Endpoint]:
 def is_unknown_user_answer(name: str) -> TypeGuard[UnknownUserAnswer]:
     """Whether name is one of the ways the service can say nobody has a username (UNKNOWN_USER_ANSWERS)."""
     return name in UNKNOWN_USER_ANSWERS
+
+
+def _failed(failure: ApiFailure) -> _Answer:
+    return _Answer(failure.status, encode(failure.body), failure.code)
 
 
 def _order_answer(state: OrderState) -> dict[str, Any]:

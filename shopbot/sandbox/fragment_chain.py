@@ -1,5 +1,11 @@
 """The emulated chain under the Fragment emulator: wallets, what a wallet accepts, and the service relaying
-a signed payment onto it (POST /v3/orders/submit), including the outcomes tests plan for it."""
+a signed payment onto it (POST /v3/orders/submit), including the outcomes tests plan for it.
+
+With a landing delay (`Chain.landing_delay` seconds; 0 applies a payment at once) an accepted external is
+in flight: its orders read `processing` at once, while the wallet's seqno and balance stay as they were until
+it lands. Only then does the money leave, the seqno advance and the orders read `success`. Until it lands the
+same external again waits for the same landing, and any other external for the wallet is refused: the chain
+would apply at most one message for that seqno."""
 
 from __future__ import annotations
 
@@ -183,6 +189,35 @@ class SignedPayment(msgspec.Struct, frozen=True, kw_only=True):
     time: float
 
 
+@dataclass
+class InFlight:
+    """An external the chain accepted that has not landed yet (`result` is set when it has)."""
+
+    wallet: WalletState
+    external: SignedExternal
+    signed: WalletOrder
+    states: list[OrderState]
+    total: int
+    outcome: Outcome | None
+    accepted_at: float
+    lands_at: float
+    result: dict[str, Any] | ApiFailure | None = None
+
+    @property
+    def order_ids(self) -> tuple[str, ...]:
+        return tuple(state.order.id for state in self.states)
+
+
+class Landing(msgspec.Struct, frozen=True, kw_only=True):
+    """A payment in flight, as a test sees it."""
+
+    order_ids: tuple[str, ...]
+    seqno: int
+    normalized_hash: str
+    accepted_at: float
+    lands_at: float
+
+
 @dataclass(frozen=True)
 class _Applied:
     """An external the chain already took: its orders and its transaction."""
@@ -200,14 +235,17 @@ class Chain:
     payments: list[FragmentPayment] = field(default_factory=list)
     outcomes: deque[Outcome] = field(default_factory=deque)
     received: list[SignedPayment] = field(default_factory=list)  # every distinct external submitted
+    landing_delay: float = 0.0  # seconds from accepting an external to its landing; 0: at once
+    in_flight: dict[str, InFlight] = field(default_factory=dict)  # accepted, not landed, by normalized hash
     _applied: dict[str, _Applied] = field(default_factory=dict, init=False)  # by normalized hash
 
     def wallet(self, address: Address) -> WalletState:
         raw = address.to_raw()
         return self.wallets.setdefault(raw, WalletState(Address.parse(raw)))
 
-    def submit(self, session: Session, states: list[OrderState], boc: str, now: float) -> dict[str, Any]:
-        """Relay a signed payment for these orders: the success answer, or an ApiFailure."""
+    def submit(self, session: Session, states: list[OrderState], boc: str, now: float) -> dict[str, Any] | InFlight:
+        """Relay a signed payment for these orders: the success answer, an ApiFailure, or (with a landing delay)
+        the external in flight, whose answer comes when it lands."""
         try:
             external = read_external(boc)
         except InvalidExternal as error:
@@ -216,8 +254,17 @@ class Chain:
         applied = self._applied.get(external.normalized_hash)
         if applied is not None:
             return _replayed(applied, states)
-        ensure_payable(states, now)
+        flying = self.in_flight.get(external.normalized_hash)
+        if flying is not None:  # the same external again while it is on its way: the same landing
+            if tuple(state.order.id for state in states) != flying.order_ids:
+                raise invalid("this message is paying other orders")
+            return flying
         wallet = self.wallet(session.wallet)
+        if any(flight.wallet is wallet for flight in self.in_flight.values()):
+            # Another external for this seqno is on its way: at most one of them can be applied, and once it
+            # lands the seqno has moved past this one.
+            raise invalid(f"another message for seqno {wallet.seqno} is being applied; this one can never land")
+        ensure_payable(states, now)
         signed = check_transfer(external, session, wallet, states, now)
         total = sum(message.amount for message in signed.messages)
         if total > wallet.balance:
@@ -227,6 +274,75 @@ class Chain:
                 released=len(states),
             )
         outcome = self.outcomes.popleft() if self.outcomes else None
+        if self.landing_delay <= 0:
+            return self._apply(wallet, external, signed, states, total, outcome, now)
+        flight = InFlight(wallet, external, signed, states, total, outcome, now, now + self.landing_delay)
+        self.in_flight[external.normalized_hash] = flight
+        for state in states:
+            state.set_status(PROCESSING, now)
+        return flight
+
+    def land_due(self, now: float) -> None:
+        """Land every external in flight whose time has come (each at its own landing time)."""
+        for key, flight in list(self.in_flight.items()):
+            if flight.lands_at <= now:
+                del self.in_flight[key]
+                self._land(flight)
+
+    def landings(self) -> list[Landing]:
+        """The externals in flight, oldest first."""
+        return [
+            Landing(
+                order_ids=flight.order_ids,
+                seqno=flight.signed.seqno,
+                normalized_hash=flight.external.normalized_hash,
+                accepted_at=flight.accepted_at,
+                lands_at=flight.lands_at,
+            )
+            for flight in self.in_flight.values()
+        ]
+
+    def _land(self, flight: InFlight) -> None:
+        at = flight.lands_at
+        if flight.signed.valid_until < at:
+            # Not included before it expired: the wallet never applies it, and it can never land any more.
+            for state in flight.states:
+                state.set_status(CREATED, at)
+            flight.result = ApiFailure(
+                "TRANSFER_NOT_SENT",
+                f"the signed message expired at {flight.signed.valid_until} before it could land",
+                resign=True,
+                reason="expired",
+                released=len(flight.states),
+            )
+            return
+        if flight.total > flight.wallet.balance:
+            # The wallet was drained meanwhile: the external is applied (seqno) but its messages fail.
+            flight.wallet.seqno, flight.wallet.deployed = flight.wallet.seqno + 1, True
+            for state in flight.states:
+                state.set_status(FAILED, at)
+            flight.result = ApiFailure(
+                "TRANSFER_FAILED", reason="not enough TON when it landed", released=0, orders=_orders(flight.states)
+            )
+            return
+        try:
+            flight.result = self._apply(
+                flight.wallet, flight.external, flight.signed, flight.states, flight.total, flight.outcome, at
+            )
+        except ApiFailure as failure:
+            flight.result = failure
+
+    def _apply(
+        self,
+        wallet: WalletState,
+        external: SignedExternal,
+        signed: WalletOrder,
+        states: list[OrderState],
+        total: int,
+        outcome: Outcome | None,
+        now: float,
+    ) -> dict[str, Any]:
+        """The external lands: money, seqno and the orders' statuses move (or the planned outcome happens)."""
         txid = transaction_hash(external, signed.seqno)
         self._applied[external.normalized_hash] = _Applied(tuple(s.order.id for s in states), txid)
         if outcome is not None and outcome.code == "TRANSFER_FAILED":
@@ -234,9 +350,7 @@ class Chain:
             wallet.seqno, wallet.deployed = wallet.seqno + 1, True
             for state in states:
                 state.set_status(FAILED, now)
-            raise ApiFailure(
-                "TRANSFER_FAILED", reason="the messages bounced", released=0, orders=[state.order for state in states]
-            )
+            raise ApiFailure("TRANSFER_FAILED", reason="the messages bounced", released=0, orders=_orders(states))
         payment = record_payment(wallet, external, signed, states, txid, PROCESSING if outcome else SUCCESS, now)
         self.payments.append(payment)
         wallet.balance, wallet.seqno, wallet.deployed = wallet.balance - total, wallet.seqno + 1, True
@@ -246,14 +360,15 @@ class Chain:
             # The money left; the service sees its orders paid only when the payment lands.
             due = None if outcome.after is None else now + outcome.after
             for state in states:
+                state.set_status(CREATED, now)
                 state.settlement = Settlement(outcome.settle, due)
-            raise ApiFailure("TRANSFER_AMBIGUOUS", orders=[state.order for state in states])
+            raise ApiFailure("TRANSFER_AMBIGUOUS", orders=_orders(states))
         if outcome is not None:
             due = None if outcome.after is None else now + outcome.after
             for state in states:
                 state.set_status(PROCESSING, now)
                 state.settlement = Settlement(outcome.settle, due)
-            raise ApiFailure("TRANSFER_AMBIGUOUS", orders=[state.order for state in states])
+            raise ApiFailure("TRANSFER_AMBIGUOUS", orders=_orders(states))
         for state in states:
             state.set_status(SUCCESS, now, txid=txid)
         return paid_answer(txid, states)
@@ -301,6 +416,10 @@ def _replayed(applied: _Applied, states: list[OrderState]) -> dict[str, Any]:
     if PROCESSING in statuses:
         raise ApiFailure("TRANSFER_AMBIGUOUS", orders=orders)
     raise ApiFailure("TRANSFER_FAILED", reason="the messages bounced", released=0, orders=orders)
+
+
+def _orders(states: list[OrderState]) -> list[Any]:
+    return [state.order for state in states]
 
 
 def paid_answer(txid: str, states: list[OrderState]) -> dict[str, Any]:

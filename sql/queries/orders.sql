@@ -19,19 +19,35 @@ UPDATE orders SET state = 'queued', updated_at = now() WHERE id = $1 AND state =
 -- name: get_order^
 SELECT * FROM orders WHERE id = $1;
 
--- name: claim_due_order^
--- The next order due for work; SKIP LOCKED lets several workers share the queue. It is claimed under
--- the wallet's advisory lock, and with a lease ($1 seconds, as long as one step can take): a worker
--- whose lock connection dropped may still be in the middle of its step, so nobody else takes the order
--- until the lease ends (every step ends by setting next_attempt_at itself).
+-- name: claim_due_unsettled^
+-- The next order due for work whose payment may be under way (paying or verifying): these are resolved
+-- first, one at a time, before anything new is paid. SKIP LOCKED lets several workers share the queue. It
+-- is claimed under the wallet's advisory lock, and with a lease ($1 seconds, as long as one step can
+-- take): a worker whose lock connection dropped may still be in the middle of its step, so nobody else
+-- takes the order until the lease ends (every step ends by setting next_attempt_at itself).
 WITH due AS (
     SELECT id FROM orders
-    WHERE state IN ('queued', 'paying', 'verifying') AND next_attempt_at <= now()
+    WHERE state IN ('paying', 'verifying') AND next_attempt_at <= now()
     ORDER BY next_attempt_at, id
     FOR UPDATE SKIP LOCKED
     LIMIT 1
 )
 UPDATE orders o SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $1),
+                    updated_at = now()
+FROM due WHERE o.id = due.id
+RETURNING o.*;
+
+-- name: claim_due_queued
+-- Up to $1 queued orders due for work, the longest waiting first, to be paid with one payment; claimed
+-- together, under the wallet's lock, with a lease of $2 seconds (as claim_due_unsettled).
+WITH due AS (
+    SELECT id FROM orders
+    WHERE state = 'queued' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, id
+    FOR UPDATE SKIP LOCKED
+    LIMIT $1
+)
+UPDATE orders o SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $2),
                     updated_at = now()
 FROM due WHERE o.id = due.id
 RETURNING o.*;
@@ -42,22 +58,37 @@ RETURNING o.*;
 UPDATE orders SET next_attempt_at = now() - interval '1 second'
 WHERE state IN ('queued', 'paying', 'verifying') AND next_attempt_at > now();
 
--- name: record_prepared$
--- The signed payment is stored (and committed) before it is submitted; nothing comes back (and nothing
--- may be submitted) when the order is no longer ours to pay. prepared_until: the payment's valid_until
--- plus the landing margin ($6 seconds), never earlier than a signature made before.
-UPDATE orders SET state = 'paying', fragment_order_id = $2, prepared = $3,
-                  prepared_until = greatest(prepared_until, to_timestamp($4::bigint) + make_interval(secs => $6)),
-                  cost_ton = $5, updated_at = now()
-WHERE id = $1 AND state IN ('queued', 'verifying')
-RETURNING id;
+-- name: stored_payment_seqnos
+-- The seqnos of the payments stored on orders still being paid or verified that can still land (inside
+-- their valid_until): while one of them is the wallet's current seqno, a new payment for that seqno would
+-- compete with it, so none is signed. A payment the service refused outright is left out: it is never
+-- submitted again, so new orders do not wait for it to expire.
+SELECT DISTINCT (prepared ->> 'seqno')::bigint AS seqno
+FROM orders
+WHERE state IN ('paying', 'verifying') AND prepared IS NOT NULL AND refusal IS NULL
+  AND (prepared ->> 'valid_until')::bigint > extract(epoch FROM now());
 
--- name: record_resigned$
--- The library signed the order's payment again (same seqno) inside submit: stored before it is submitted.
+-- name: record_prepared
+-- The signed payment of a batch ($3, one external paying every order in it) is stored on each of its
+-- orders ($1, with their Fragment orders $2 and costs $5) and committed before it is submitted. What comes
+-- back are the orders written: the caller's transaction is rolled back, and nothing may be submitted,
+-- unless every order of the batch was still ours to pay. prepared_until: the payment's valid_until plus
+-- the landing margin ($6 seconds), never earlier than a signature made before.
+UPDATE orders o SET state = 'paying', fragment_order_id = b.fragment_order_id, prepared = $3,
+                    prepared_until = greatest(o.prepared_until,
+                                              to_timestamp($4::bigint) + make_interval(secs => $6)),
+                    cost_ton = b.cost_ton, updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $5::numeric[]) AS b (id, fragment_order_id, cost_ton)
+WHERE o.id = b.id AND o.state IN ('queued', 'verifying')
+RETURNING o.id;
+
+-- name: record_resigned
+-- The library signed a payment again (same seqno) inside submit: stored on every order it pays ($1) before
+-- it is submitted; the orders written come back (the caller rolls back unless they are all of them).
 UPDATE orders SET prepared = $2,
                   prepared_until = greatest(prepared_until, to_timestamp($3::bigint) + make_interval(secs => $4)),
                   updated_at = now()
-WHERE id = $1 AND state IN ('paying', 'verifying')
+WHERE id = ANY($1::bigint[]) AND state IN ('paying', 'verifying')
 RETURNING id;
 
 -- name: remember_refusal!

@@ -246,7 +246,7 @@ async def test_an_admin_refund_of_a_queued_order_the_service_has_paid_is_no_refu
             assert order is not None
             # Before the backup it was restored from was taken, its Fragment order had been paid ...
             created = await client.create_order("stars", "best_friend", 100, order.idempotency_key)
-            await client.submit(await client.prepare(created), created)
+            await client.submit(await client.prepare([created]), [created])
             fragment_id = str(created["order"]["id"])
             # ... and the restored row has it queued again, with that Fragment order, waiting out a backoff.
             await pool.execute(
