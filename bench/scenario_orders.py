@@ -16,7 +16,7 @@ the calls any payment needs). At the end: every order completed and paid exactly
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import anyio.to_thread
 import asyncpg
 from fragment_api_lib.v3 import FragmentAPIv3
 
+from bench.batch_speedup import BatchSettings, batch_speedup
 from bench.common import (
     HELEKET_KEY,
     MERCHANT,
@@ -61,6 +62,7 @@ class OrderSettings:
     latency: float = 0.05
     ceiling_payments: int = 40
     timeout: float = 420.0
+    batch: BatchSettings = field(default_factory=BatchSettings)  # the batch speed-up, after the drain above
 
 
 async def run_orders(
@@ -126,6 +128,8 @@ async def run_orders(
         ),
         Measure(f"last of {n} simultaneous buyers sees a confirmation", lookups, "s", target="< 5 s"),
     ]
+    # Orders paid one by one against paid in batches, with the chain's landing delay (bench/batch_speedup.py).
+    result.measures.append(await batch_speedup(postgres, folder, settings.batch, result))
     result.checks += [
         f"all {n} orders completed, one per buyer, each Fragment order paid exactly once from the shop's wallet",
         f"every buyer's balance is {START_BALANCE - PRICE} available and 0 held; ledger verify passes",
