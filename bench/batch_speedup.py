@@ -46,7 +46,7 @@ from bench.common import (
 )
 from bench.processes import ShopProcess, free_port, write_shop_config
 from bench.seed import seed_users
-from bench.telegram_load import LoadTelegram
+from bench.telegram_load import LoadTelegram, confirmations
 from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
 from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import serve_telegram_emulator
@@ -226,21 +226,6 @@ async def timed_drain(
     problems = shop.problems()
     check(not problems, "the shop logged errors:\n" + "\n".join(problems[:20]))
     return last - started
-
-
-async def confirmations(telegram: LoadTelegram, users: range, timeout: float) -> dict[int, tuple[int, str]]:
-    """Each buyer's confirmation: its message and the Confirm button's data."""
-    found: dict[int, tuple[int, str]] = {}
-    with anyio.move_on_after(timeout):
-        while len(found) < len(users):
-            for user in users:
-                message_id, data = telegram.buttons.get(user, (0, []))
-                confirm = [d for d in data if d.startswith("buy-ok:stars:")]
-                if confirm:
-                    found[user] = (message_id, confirm[0])
-            await anyio.sleep(0.1)
-    check(len(found) == len(users), f"only {len(found)} of {len(users)} buyers saw a confirmation in {timeout:.0f} s")
-    return found
 
 
 async def check_drain(dsn: str, fragment: FragmentEmulator, drain: Drain, users: range) -> None:

@@ -41,7 +41,7 @@ from bench.common import (
 )
 from bench.processes import Child, ShopProcess, free_port, write_shop_config
 from bench.seed import seed_users
-from bench.telegram_load import LoadTelegram
+from bench.telegram_load import LoadTelegram, confirmations
 from shopbot.sandbox.fragment import FragmentEmulator, serve_fragment_emulator
 from shopbot.sandbox.heleket import HeleketEmulator, serve_heleket_emulator
 from shopbot.sandbox.telegram import serve_telegram_emulator
@@ -281,21 +281,6 @@ async def ask_all(
         telegram.type(user, f"/buy_stars {STARS} @{recipient.format(user=user)}")
     confirms = await confirmations(telegram, users, timeout)
     return confirms, time.perf_counter() - asked
-
-
-async def confirmations(telegram: LoadTelegram, users: range, timeout: float) -> dict[int, tuple[int, str]]:
-    """Each buyer's confirmation: its message and the Confirm button's data."""
-    found: dict[int, tuple[int, str]] = {}
-    with anyio.move_on_after(timeout):
-        while len(found) < len(users):
-            for user in users:
-                message_id, data = telegram.buttons.get(user, (0, []))
-                confirm = [d for d in data if d.startswith("buy-ok:stars:")]
-                if confirm:
-                    found[user] = (message_id, confirm[0])
-            await anyio.sleep(0.1)
-    check(len(found) == len(users), f"only {len(found)} of {len(users)} buyers saw a confirmation in {timeout:.0f} s")
-    return found
 
 
 async def check_orders(dsn: str, fragment: FragmentEmulator, wallet: str, users: range) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from bench.common import check
 from shopbot.sandbox.telegram import TelegramEmulator
 
 
@@ -127,3 +128,18 @@ class LoadTelegram(TelegramEmulator):
         with anyio.move_on_after(timeout):
             while self.in_flight:
                 await anyio.sleep(0.02)
+
+
+async def confirmations(telegram: LoadTelegram, users: range, timeout: float) -> dict[int, tuple[int, str]]:
+    """Each buyer's confirmation: its message and the Confirm button's data."""
+    found: dict[int, tuple[int, str]] = {}
+    with anyio.move_on_after(timeout):
+        while len(found) < len(users):
+            for user in users:
+                message_id, data = telegram.buttons.get(user, (0, []))
+                confirm = [d for d in data if d.startswith("buy-ok:stars:")]
+                if confirm:
+                    found[user] = (message_id, confirm[0])
+            await anyio.sleep(0.1)
+    check(len(found) == len(users), f"only {len(found)} of {len(users)} buyers saw a confirmation in {timeout:.0f} s")
+    return found
