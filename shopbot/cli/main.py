@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the sandbox keeps its own database (default var/sandbox)",
     )
     sandbox.add_argument(
+        "--landing-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds the emulated chain takes to land each payment, 0 to 60 (default 0; TON takes a few seconds)",
+    )
+    sandbox.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow a --host other than 127.0.0.1: anyone who reaches it can use the sandbox",
@@ -294,19 +301,32 @@ def command_api_token(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_LANDING_DELAY = 60.0  # the sandbox's chain: slow enough to watch batches form, never so slow it seems stuck
+
+
 def command_sandbox(args: argparse.Namespace) -> int:
     from shopbot.config.schema import LogConfig
 
     configure_logging(LogConfig(level="INFO"))
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
         return fail(f"--host {args.host} would expose the sandbox beyond this machine; add --allow-remote to mean it")
+    if not 0 <= args.landing_delay <= MAX_LANDING_DELAY:  # also refuses nan
+        return fail(f"--landing-delay {args.landing_delay:g}: give seconds from 0 to {MAX_LANDING_DELAY:g}")
     if args.allow_remote:
         log.warning("the sandbox listens on %s: anyone who can reach it can use it", args.host)
     from shopbot.sandbox.run import run_sandbox
 
     async def main_sandbox() -> int:
         async with anyio.create_task_group() as group:
-            urls = await group.start(partial(run_sandbox, data_dir=args.data_dir, host=args.host, port=args.port))
+            urls = await group.start(
+                partial(
+                    run_sandbox,
+                    data_dir=args.data_dir,
+                    host=args.host,
+                    port=args.port,
+                    landing_delay=args.landing_delay,
+                )
+            )
             print(
                 f"shopbot sandbox is running at {urls.page} (open it in a browser; the shop itself: {urls.shop}, "
                 f"emulators: Telegram {urls.telegram}, Heleket {urls.heleket}, Fragment {urls.fragment}); "

@@ -56,12 +56,13 @@ class Emulators(msgspec.Struct, frozen=True):
     seed: str
 
 
-def make_emulators() -> Emulators:
+def make_emulators(landing_delay: float = 0.0) -> Emulators:
     """The three services with throwaway credentials; every username but @nobody_here exists on the emulated
-    Fragment (that one shows how the shop answers a name nobody has)."""
+    Fragment (that one shows how the shop answers a name nobody has), whose chain lands each payment
+    `landing_delay` seconds after accepting it."""
     token = f"{secrets.randbelow(9 * 10**9) + 10**9}:sandbox-{secrets.token_urlsafe(24)}"
     merchant, api_key = str(uuid.uuid4()), secrets.token_urlsafe(32)
-    fragment = FragmentEmulator(any_user=True)
+    fragment = FragmentEmulator(any_user=True, landing_delay=landing_delay)
     fragment.add_unknown_user(UNKNOWN_USERNAME)
     return Emulators(
         TelegramEmulator(token=token),
@@ -129,11 +130,13 @@ async def run_sandbox(
     port: int = 8080,
     base: Config | None = None,
     lifecycle: Lifecycle | None = None,
+    landing_delay: float = 0.0,
     task_status: TaskStatus[SandboxUrls] = anyio.TASK_STATUS_IGNORED,
 ) -> int:
-    """Run the emulators and the shop until stopped; return the exit code."""
+    """Run the emulators and the shop until stopped; return the exit code. `landing_delay`: seconds the emulated
+    chain takes to land each payment (queued orders are then paid in batches, as on TON)."""
     lifecycle = lifecycle or Lifecycle()
-    emulators = make_emulators()
+    emulators = make_emulators(landing_delay)
     # The web chat takes the operator's host and port; the shop moves to a free loopback port.
     page_host, page_port = host, port
     host, port = LOOPBACK, free_port(LOOPBACK)

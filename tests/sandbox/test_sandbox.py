@@ -8,7 +8,9 @@ from pathlib import Path
 
 import anyio
 import httpx
+import pytest
 
+from shopbot.sandbox.run import make_emulators
 from tests.ops.serve_process import SHOPBOT, clean_env
 
 
@@ -56,3 +58,17 @@ def test_sandbox_refuses_a_public_address_without_the_flag() -> None:
     assert result.stderr.strip() == (
         "shopbot: error: --host 0.0.0.0 would expose the sandbox beyond this machine; add --allow-remote to mean it"
     )
+
+
+@pytest.mark.parametrize("delay", ["-1", "61", "nan"])
+def test_sandbox_refuses_a_landing_delay_out_of_range(delay: str) -> None:
+    result = subprocess.run(
+        [*SHOPBOT, "sandbox", "--landing-delay", delay], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"shopbot: error: --landing-delay {delay}: give seconds from 0 to 60"
+
+
+def test_the_sandbox_chain_lands_payments_after_the_delay_asked_for() -> None:
+    assert make_emulators(2.5).fragment.landing_delay == 2.5
+    assert make_emulators().fragment.landing_delay == 0.0
