@@ -44,7 +44,7 @@ from shopbot.bot.webhook import WebhookReceiver
 from shopbot.cache import Cache
 from shopbot.config.schema import Config
 from shopbot.db.migrate import apply_migrations
-from shopbot.db.pool import open_pool
+from shopbot.db.pool import database_answers, open_pool
 from shopbot.db.queries import queries
 from shopbot.db.server import open_database_server
 from shopbot.fulfilment.repricer import Repricer
@@ -287,7 +287,7 @@ async def run_shop(
                 metrics,
                 group,
                 alert=admin_alert(bot, config.telegram.admin_ids),
-                database_up=partial(queries.health.ping, pool),
+                database_up=partial(database_answers, pool),
             )
             health.services = supervisor.report
             web_port = await supervisor.start(

@@ -41,9 +41,8 @@ from shopbot.notify import Alert
 log = logging.getLogger(__name__)
 ServiceFn = Callable[..., Awaitable[None]]
 ALERT_SECONDS = 15.0
-DATABASE_CHECK_SECONDS = 3.0
 DATABASE_WAIT_MAX = 5.0  # the longest pause between two looks at a database that does not answer
-DatabaseUp = Callable[[], Awaitable[object]]  # raises (or times out) while the database does not answer
+DatabaseUp = Callable[[], Awaitable[bool]]  # False while the database does not answer (db.pool.database_answers)
 
 
 class ServiceStartError(ShopbotError):
@@ -172,14 +171,7 @@ class Supervisor:
                 self.metrics.service_restarts.labels(name).inc()
 
     async def _database_answers(self) -> bool:
-        if self.database_up is None:
-            return True
-        try:
-            with anyio.fail_after(DATABASE_CHECK_SECONDS):
-                await self.database_up()
-        except Exception:
-            return False
-        return True
+        return self.database_up is None or await self.database_up()
 
     async def _outlived_outage(self, name: str, exc: BaseException) -> bool:
         """If the database does not answer, the crash is the outage's: wait until it answers again, then True

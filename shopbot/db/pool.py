@@ -16,6 +16,7 @@ import asyncpg
 
 from shopbot.config.schema import DatabaseConfig
 from shopbot.db.connection import ShopConnection
+from shopbot.db.queries import queries
 from shopbot.errors import ShopbotError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,18 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database is out of reach rather than that a statement was wrong."""
     return isinstance(exc, OUTAGE_ERRORS)
+
+
+async def database_answers(pool: asyncpg.Pool, *, within: float = 3.0) -> bool:
+    """Whether the database answers a ping within `within` seconds (waiting for a connection included): after
+    an outage-like error, tells an outage from one failed statement."""
+    with anyio.move_on_after(within):
+        try:
+            await queries.health.ping(pool)
+        except Exception:
+            return False
+        return True
+    return False
 
 
 class ShopPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no types: its Pool is Any to mypy

@@ -28,7 +28,7 @@ import asyncpg
 from anyio.abc import TaskStatus
 
 from shopbot.config.schema import PricingConfig
-from shopbot.db.pool import DatabaseBusyError, is_outage
+from shopbot.db.pool import DatabaseBusyError, database_answers, is_outage
 from shopbot.db.queries import queries
 from shopbot.fulfilment.cost_guard import CostGuard
 from shopbot.fulfilment.costs import TonRates
@@ -44,7 +44,6 @@ from shopbot.notify import Alert
 
 log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
-DATABASE_CHECK_SECONDS = 2.0  # after an outage-like error: does the database answer at all?
 
 
 class OrderWorker:
@@ -146,7 +145,7 @@ class OrderWorker:
                     else:
                         await self.payer.pay(orders, lock, stopping=self._batch_done_by(time.monotonic() + self.lease))
                 except (asyncpg.PostgresError, OSError, ValueError, KeyError, TypeError) as exc:
-                    if is_outage(exc) and not await self._database_answers():
+                    if is_outage(exc) and not await database_answers(self.pool):
                         # The database went away mid-step: the outage's trouble, not these orders'. The supervisor
                         # restarts the worker once it answers, and every step is safe to resume from where it
                         # stopped (their leases end, and unfinished orders are made due before anything new).
@@ -166,15 +165,6 @@ class OrderWorker:
     def _batch_done_by(self, deadline: float) -> Callable[[], bool]:
         """When a batch stops creating Fragment orders: the shop is stopping, or it spent its time on them."""
         return lambda: self.lifecycle.stopping.is_set() or time.monotonic() > deadline
-
-    async def _database_answers(self) -> bool:
-        with anyio.move_on_after(DATABASE_CHECK_SECONDS):
-            try:
-                await queries.health.ping(self.pool)
-            except Exception:
-                return False
-            return True
-        return False
 
     async def _tell_delayed(self) -> None:
         """While the circuit is open: tell the buyers of queued orders (each once) that delivery is delayed."""
