@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import anyio
 import asyncpg
@@ -37,13 +35,12 @@ from bench.common import (
     HELEKET_KEY,
     MERCHANT,
     TOKEN,
-    BenchFailure,
     Measure,
     Postgres,
     ScenarioResult,
     check,
-    check_books,
 )
+from bench.order_books import PRICE, RECIPIENT, STARS, START_BALANCE, TON, check_order_books
 from bench.processes import ShopProcess, free_port, write_shop_config
 from bench.seed import seed_users
 from bench.telegram_load import LoadTelegram, confirmations
@@ -53,11 +50,6 @@ from shopbot.sandbox.telegram import serve_telegram_emulator
 from shopbot.sandbox.wallet_seed import throwaway_mnemonic, wallet_address_of
 
 FIRST_USER = 8_000_001
-RECIPIENT = "best_friend"
-STARS = 50
-PRICE = Decimal("1.00")  # 50 Stars at the default star_price of 0.02
-START_BALANCE = Decimal("5.00")
-TON = 10**9
 WALLET = "v5r1"  # 255 messages per payment; no-KYC orders have one leg, so up to 255 orders per payment
 MAX_PER_PAYMENT = 255
 
@@ -230,32 +222,9 @@ async def timed_drain(
 
 async def check_drain(dsn: str, fragment: FragmentEmulator, drain: Drain, users: range) -> None:
     """Every order completed and paid exactly once from this shop's wallet; exact balances; the ledger verifies."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        orders = await conn.fetch("SELECT id, user_id, state, fragment_order_id FROM orders")
-        accounts = await conn.fetch("SELECT user_id, kind, balance FROM accounts WHERE kind IN ('user', 'user_held')")
-        await check_books(conn)
-    finally:
-        await conn.close()
-    label = drain.name
-    check(sorted(o["user_id"] for o in orders) == list(users), f"{label}: not exactly one order per buyer")
-    not_done = [o["id"] for o in orders if o["state"] != "completed"]
-    check(not not_done, f"{label}: {len(not_done)} orders did not complete, e.g. {not_done[:5]}")
-    made = [p for p in fragment.payments if p.wallet == drain.wallet]
-    paid: dict[str, int] = {}
-    for payment in made:
-        check(payment.outcome == "success", f"{label}: a payment ended {payment.outcome}")
-        check(len(payment.order_ids) <= MAX_PER_PAYMENT, f"{label}: a payment paid {len(payment.order_ids)} orders")
-        for order_id in payment.order_ids:
-            paid[order_id] = paid.get(order_id, 0) + 1
-    wrong = [o["id"] for o in orders if paid.get(str(o["fragment_order_id"])) != 1]
-    check(not wrong, f"{label}: {len(wrong)} orders were not paid exactly once, e.g. {wrong[:5]}")
-    check(sum(paid.values()) == len(orders), f"{label}: payments paid {sum(paid.values())} orders for {len(orders)}")
-    expected: dict[str, Any] = {"user": START_BALANCE - PRICE, "user_held": Decimal(0)}
-    off = [(a["user_id"], a["kind"], a["balance"]) for a in accounts if a["balance"] != expected[a["kind"]]]
-    check(not off, f"{label}: {len(off)} balances are wrong, e.g. {off[:5]}")
-    if len({a["user_id"] for a in accounts if a["kind"] == "user"}) != len(users):
-        raise BenchFailure(f"{label}: not every buyer has a balance")
+    made = await check_order_books(
+        dsn, fragment, drain.wallet, users, label=drain.name, most_per_payment=MAX_PER_PAYMENT
+    )
     drain.payments = len(made)
     drain.largest = max((len(p.order_ids) for p in made), default=0)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -36,9 +35,9 @@ from bench.common import (
     Postgres,
     ScenarioResult,
     check,
-    check_books,
     percentile,
 )
+from bench.order_books import PRICE, RECIPIENT, STARS, START_BALANCE, TON, check_order_books
 from bench.processes import Child, ShopProcess, free_port, write_shop_config
 from bench.seed import seed_users
 from bench.telegram_load import LoadTelegram, confirmations
@@ -48,11 +47,6 @@ from shopbot.sandbox.telegram import serve_telegram_emulator
 from shopbot.sandbox.wallet_seed import throwaway_mnemonic, wallet_address_of
 
 FIRST_USER = 7_000_001
-RECIPIENT = "best_friend"
-STARS = 50
-PRICE = Decimal("1.00")  # 50 Stars at the default star_price of 0.02
-START_BALANCE = Decimal("5.00")
-TON = 10**9
 TRUST = {"max_ton_per_order": 50.0, "max_fee_percent": 5.0}
 
 
@@ -101,7 +95,7 @@ async def run_orders(
             )
             floor_ms = await echo_floor(telegram, telegram_port, folder, users)
             group.cancel_scope.cancel()
-        await check_orders(dsn, fragment, shop_wallet, users)
+        await check_order_books(dsn, fragment, shop_wallet, users)
     finally:
         await postgres.drop_database(dsn)
     n = settings.users
@@ -281,32 +275,3 @@ async def ask_all(
         telegram.type(user, f"/buy_stars {STARS} @{recipient.format(user=user)}")
     confirms = await confirmations(telegram, users, timeout)
     return confirms, time.perf_counter() - asked
-
-
-async def check_orders(dsn: str, fragment: FragmentEmulator, wallet: str, users: range) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        orders = await conn.fetch("SELECT id, user_id, state, fragment_order_id FROM orders")
-        accounts = await conn.fetch("SELECT user_id, kind, balance FROM accounts WHERE kind IN ('user', 'user_held')")
-        await check_books(conn)
-    finally:
-        await conn.close()
-    check(sorted(o["user_id"] for o in orders) == list(users), "not exactly one order per buyer")
-    not_done = [o["id"] for o in orders if o["state"] != "completed"]
-    check(not not_done, f"{len(not_done)} orders did not complete, e.g. {not_done[:5]}")
-    made = [p for p in fragment.payments if p.wallet == wallet]
-    paid: dict[str, int] = {}
-    for payment in made:
-        check(payment.outcome == "success", f"a payment ended {payment.outcome}")
-        for order_id in payment.order_ids:
-            paid[order_id] = paid.get(order_id, 0) + 1
-    wrong = [o["id"] for o in orders if paid.get(str(o["fragment_order_id"])) != 1]
-    check(not wrong, f"{len(wrong)} orders were not paid exactly once, e.g. {wrong[:5]}")
-    # One payment may carry several orders ([fragment] batch_orders); none carries anything but these orders.
-    carried = sum(len(payment.order_ids) for payment in made)
-    check(carried == len(orders), f"{len(made)} payments left the wallet carrying {carried} of {len(orders)} orders")
-    expected = {"user": START_BALANCE - PRICE, "user_held": Decimal(0)}
-    off = [(a["user_id"], a["kind"], a["balance"]) for a in accounts if a["balance"] != expected[a["kind"]]]
-    check(not off, f"{len(off)} balances are wrong, e.g. {off[:5]}")
-    if len({a["user_id"] for a in accounts if a["kind"] == "user"}) != len(users):
-        raise BenchFailure("not every buyer has a balance")
